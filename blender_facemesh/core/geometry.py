@@ -1,0 +1,163 @@
+"""Screen landmarks -> metric 3D landmarks -> head pose and pose-free face mesh.
+
+A numpy re-implementation of MediaPipe's face geometry pipeline
+(``mediapipe/modules/face_geometry/libs/geometry_pipeline.cc``), so that we control the
+camera's field of view and get the pose-free mesh that the Tasks API does not return.
+Units are centimetres; camera at the origin looking down -Z, +Y up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_FOV_DEG = 63.0
+NEAR_CM = 1.0
+
+
+@dataclass(frozen=True)
+class Frustum:
+    """The near plane of a perspective camera, as MediaPipe sets it up."""
+
+    left: float
+    right: float
+    bottom: float
+    top: float
+    near: float
+
+    @classmethod
+    def for_image(cls, width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG, near: float = NEAR_CM):
+        h = 2.0 * near * np.tan(0.5 * np.radians(fov_deg))
+        w = width * h / height
+        return cls(-0.5 * w, 0.5 * w, -0.5 * h, 0.5 * h, near)
+
+
+def weighted_procrustes(source: np.ndarray, target: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+    """4x4 similarity (scale * R, t) taking ``source`` (N,3) onto ``target`` (N,3).
+
+    Same algebra as MediaPipe's FloatPrecisionProcrustesSolver (Akca 2003): weights enter
+    as their square roots, reflection is removed by flipping the last left-singular vector.
+    """
+    w = sqrt_w[:, None]
+    ws = source * w
+    wt = target * w
+    total = float(np.dot(sqrt_w, sqrt_w))
+    src_center = (ws * w).sum(axis=0) / total
+    cws = ws - src_center[None, :] * w
+    design = wt.T @ cws
+    u, _, vt = np.linalg.svd(design)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        u[:, 2] *= -1
+    rot = u @ vt
+    scale = float(np.sum((cws @ rot.T) * wt) / np.sum(cws * ws))
+    rs = scale * rot
+    trans = ((wt - ws @ rs.T) * w).sum(axis=0) / total
+    m = np.eye(4)
+    m[:3, :3] = rs
+    m[:3, 3] = trans
+    return m
+
+
+class FaceGeometry:
+    """Per-image-size helper that turns one face's landmarks into metric space."""
+
+    def __init__(self, canonical: np.ndarray, weights: np.ndarray, width: int, height: int,
+                 fov_deg: float = DEFAULT_FOV_DEG):
+        if fov_deg <= 1 or fov_deg >= 179:
+            raise ValueError(f"field of view must be between 1 and 179 degrees, got {fov_deg}")
+        self.canonical = np.asarray(canonical, dtype=np.float64)
+        self.width, self.height, self.fov_deg = int(width), int(height), float(fov_deg)
+        self.frustum = Frustum.for_image(width, height, fov_deg)
+        # only the basis landmarks carry weight; solving on them alone is exact and 14x smaller
+        self.basis = np.flatnonzero(weights > 0)
+        self.sqrt_w = np.sqrt(weights[self.basis])
+        self.canonical_basis = self.canonical[self.basis]
+
+    def _project(self, normalized: np.ndarray) -> np.ndarray:
+        """Normalized image landmarks (N,3) -> near-plane coordinates (z scaled like x)."""
+        f = self.frustum
+        xs, ys = f.right - f.left, f.top - f.bottom
+        p = np.empty_like(normalized, dtype=np.float64)
+        p[:, 0] = normalized[:, 0] * xs + f.left
+        p[:, 1] = (1.0 - normalized[:, 1]) * ys + f.bottom
+        p[:, 2] = normalized[:, 2] * xs
+        return p
+
+    def _scale(self, pts: np.ndarray) -> float:
+        m = weighted_procrustes(self.canonical_basis, pts[self.basis], self.sqrt_w)
+        return float(np.linalg.norm(m[:3, 0]))
+
+    def _unproject(self, screen: np.ndarray, depth_offset: float, scale: float) -> np.ndarray:
+        near = self.frustum.near
+        out = np.empty_like(screen)
+        depth = (screen[:, 2] - depth_offset + near) / scale
+        out[:, 0] = screen[:, 0] * depth / near
+        out[:, 1] = screen[:, 1] * depth / near
+        out[:, 2] = -depth
+        return out
+
+    def metric_landmarks(self, normalized: np.ndarray) -> np.ndarray:
+        """(>=468,3) normalized landmarks -> (468,3) metric landmarks in camera space (cm)."""
+        screen = self._project(np.asarray(normalized[:468], dtype=np.float64))
+        depth_offset = float(screen[:, 2].mean())
+        first = screen.copy()
+        first[:, 2] *= -1.0
+        s1 = self._scale(first)
+        s2 = self._scale(self._unproject(screen, depth_offset, s1))
+        return self._unproject(screen, depth_offset, s1 * s2)
+
+    def solve(self, normalized: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (head pose 4x4 canonical->camera, metric landmarks (468,3), pose-free mesh (468,3))."""
+        metric = self.metric_landmarks(normalized)
+        pose = weighted_procrustes(self.canonical_basis, metric[self.basis], self.sqrt_w)
+        inv = np.linalg.inv(pose)
+        mesh = metric @ inv[:3, :3].T + inv[:3, 3]
+        return pose, metric, mesh
+
+
+def rotation_part(pose: np.ndarray) -> np.ndarray:
+    """The pure rotation of a similarity 4x4 (MediaPipe's matrices carry a scale)."""
+    m = np.asarray(pose, dtype=np.float64)[:3, :3]
+    u, _, vt = np.linalg.svd(m)
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        u[:, 2] *= -1
+        r = u @ vt
+    return r
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle of the rotation taking ``a`` onto ``b`` (both 3x3 rotations)."""
+    c = (np.trace(a.T @ b) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
+    """3x3 rotation -> quaternion (w, x, y, z), w >= 0."""
+    r = np.asarray(r, dtype=np.float64)
+    t = np.trace(r)
+    if t > 0:
+        s = np.sqrt(t + 1.0) * 2
+        q = [0.25 * s, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s]
+    elif r[0, 0] > r[1, 1] and r[0, 0] > r[2, 2]:
+        s = np.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2]) * 2
+        q = [(r[2, 1] - r[1, 2]) / s, 0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s]
+    elif r[1, 1] > r[2, 2]:
+        s = np.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2]) * 2
+        q = [(r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s]
+    else:
+        s = np.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1]) * 2
+        q = [(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s]
+    q = np.asarray(q)
+    q /= np.linalg.norm(q)
+    return q if q[0] >= 0 else -q
+
+
+def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
