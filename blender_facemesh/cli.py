@@ -1,0 +1,211 @@
+"""Command line: ``python -m blender_facemesh track INPUT --output FILE`` and friends.
+
+Runs the same capture core the add-on uses, without Blender. Bad input ends with one line
+on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr; silent when stderr is not a terminal unless forced."""
+
+    def __init__(self, total: int | None, label: str = "", stream=None, enabled: bool | None = None):
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.start = time.monotonic()
+        self._last = 0.0
+        self.n = 0
+
+    def update(self, n: int, extra: str = "") -> None:
+        self.n = n
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and n != self.total):
+            return
+        self._last = now
+        rate = n / max(now - self.start, 1e-6)
+        if self.total:
+            frac = min(1.0, n / self.total)
+            bar = "#" * int(frac * 30)
+            text = f"\r{self.label} [{bar:<30}] {n}/{self.total} {rate:5.1f} fps {extra}"
+        else:
+            text = f"\r{self.label} {n} frames {rate:5.1f} fps {extra}"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def _add_tracking_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="path to face_landmarker.task (default: search; see README)")
+    p.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
+    p.add_argument("--num-faces", type=int, default=1)
+    p.add_argument("--fov", type=float, default=63.0, help="camera's vertical field of view, degrees")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence")
+    p.add_argument("--no-filter", action="store_true", help="switch smoothing off")
+    p.add_argument("--min-cutoff", type=float, default=None, help="One Euro min cut-off (Hz) for all channels")
+    p.add_argument("--beta", type=float, default=None, help="One Euro beta for blendshapes and pose")
+    p.add_argument("--simulate-live", action="store_true",
+                   help="play a video file at real-time pace, dropping frames like a camera")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (cameras)")
+    p.add_argument("--width", type=int, default=None, help="camera: requested width")
+    p.add_argument("--height", type=int, default=None, help="camera: requested height")
+    p.add_argument("--camera-fps", type=float, default=None, help="camera: requested fps")
+    p.add_argument("--backend", default="auto", help="camera backend: auto, v4l2, dshow, msmf, avfoundation")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m blender_facemesh",
+                                 description="Facial motion capture with MediaPipe, without Blender.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("track", help="track a video, image folder or camera into a take")
+    p.add_argument("input", help="video file, image folder or pattern, camera:N, or 'sample' "
+                                 "(the built-in clip made from scikit-image's astronaut photo)")
+    p.add_argument("--output", "-o", required=True, help="take file to write (.json or .npz)")
+    _add_tracking_args(p)
+    f = sub.add_parser("fetch-model", help="download face_landmarker.task into the user cache")
+    f.add_argument("--dest", help="file to write (default: user cache)")
+    sub.add_parser("info", help="show the model, delegate and versions found here")
+    return ap
+
+
+def _filter_settings(args):
+    from .core.filters import FilterSettings
+
+    if args.no_filter:
+        return FilterSettings.off()
+    fs = FilterSettings()
+    for s in (fs.landmarks, fs.blendshapes, fs.pose):
+        if args.min_cutoff is not None:
+            s.min_cutoff = args.min_cutoff
+    if args.beta is not None:
+        fs.blendshapes.beta = fs.pose.beta = args.beta
+    for s in (fs.landmarks, fs.blendshapes, fs.pose):
+        s.validate()
+    return fs
+
+
+def cmd_track(args) -> int:
+    from .core.landmarker import LandmarkerError, LandmarkerSettings
+    from .core.model import ModelError
+    from .core.sources import SourceError, open_source
+    from .core.take import Take, TakeError
+    from .core.worker import CaptureWorker, WorkerError, WorkerSettings
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".json", ".npz"):
+        return _fail(f"output {out} must end in .json or .npz")
+    if not 1 <= args.num_faces <= 8:
+        return _fail("--num-faces must be between 1 and 8")
+    if not 1 < args.fov < 179:
+        return _fail("--fov must be between 1 and 179 degrees")
+    try:
+        filters = _filter_settings(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    spec = args.input
+    if spec == "sample":
+        from .core.synthetic import sample_clip_path
+
+        spec = str(sample_clip_path())
+    try:
+        source = open_source(spec, fps=args.fps, simulate_live=args.simulate_live, width=args.width,
+                             height=args.height, camera_fps=args.camera_fps, backend=args.backend)
+    except SourceError as exc:
+        return _fail(str(exc))
+    settings = WorkerSettings(
+        landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces,
+                                      delegate=args.delegate),
+        filters=filters, fov_deg=args.fov)
+    info = source.info
+    take = Take(info.fps, info.width, info.height, source=info.as_dict(),
+                meta={"fov_deg": args.fov, "filters": filters.as_dict(), "num_faces": args.num_faces})
+    bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
+    worker = CaptureWorker(source, settings).start()
+    t_start = time.monotonic()
+    try:
+        for sample in worker:
+            take.append(sample)
+            bar.update(len(take), f"faces {sum(1 for _ in sample.faces)}")
+            if args.duration and time.monotonic() - t_start >= args.duration:
+                break
+    except KeyboardInterrupt:
+        print("\ninterrupted: saving what was tracked so far", file=sys.stderr)
+    except WorkerError as exc:
+        cause = exc.__cause__
+        worker.stop()
+        bar.close()
+        if len(take):
+            take.save(out)
+            print(f"partial take of {len(take)} frames saved to {out}", file=sys.stderr)
+        known = (ModelError, SourceError, LandmarkerError)
+        return _fail(str(exc), EXIT_BAD_INPUT if isinstance(cause, known) else EXIT_FAILED)
+    finally:
+        worker.stop()
+    bar.close()
+    take.meta.update(delegate=worker.delegate, delegate_reason=worker.delegate_reason,
+                     frames_dropped=worker.frames_dropped, end_reason=worker.end_reason)
+    if len(take) == 0:
+        return _fail(f"no frames could be read from {args.input}")
+    try:
+        take.save(out)
+    except (OSError, TakeError) as exc:
+        return _fail(f"could not write {out}: {exc}", EXIT_FAILED)
+    n_face = int(take.face_present.sum())
+    print(f"wrote {out}: {len(take)} frames, face in {n_face}, {worker.frames_dropped} dropped, "
+          f"delegate {worker.delegate} ({worker.delegate_reason})")
+    return 0
+
+
+def cmd_fetch_model(args) -> int:
+    from .core.model import ModelError, fetch_model
+
+    try:
+        path = fetch_model(Path(args.dest) if args.dest else None,
+                           log=lambda m: print(m, file=sys.stderr))
+    except ModelError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    print(path)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from importlib.metadata import version
+
+    from .core.landmarker import choose_delegate
+    from .core.model import ModelError, find_model
+
+    try:
+        path = find_model()
+    except ModelError as exc:
+        return _fail(str(exc))
+    delegate, why = choose_delegate("AUTO", path)
+    print(f"model: {path}\nmediapipe: {version('mediapipe')}\ndelegate: {delegate} ({why})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging out of the bar
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    handler = {"track": cmd_track, "fetch-model": cmd_fetch_model, "info": cmd_info}[args.command]
+    return handler(args)

@@ -1,0 +1,217 @@
+"""A take: every processed frame of one recording, as arrays, with save/load and JSON export.
+
+Arrays are (frames, face slots, ...): a frame can hold several faces, each keeping its
+stable id across frames; an empty slot has id -1 and NaN data. ``.npz`` saves are lossless
+(the same dtypes and bits come back); JSON is the documented interchange form (see README).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .channels import ARKIT_NAMES
+
+FORMAT = "blender_facemesh.take"
+VERSION = 1
+_ARRAYS = {  # name: (per-face shape, dtype, empty value)
+    "landmarks": ((478, 3), np.float32, np.nan),
+    "head_matrix": ((4, 4), np.float64, np.nan),
+    "mesh": ((468, 3), np.float32, np.nan),
+    "blendshapes": ((len(ARKIT_NAMES),), np.float32, np.nan),
+    "mp_matrix": ((4, 4), np.float32, np.nan),
+}
+
+
+class TakeError(Exception):
+    """A take file that cannot be read; the message names the file and the problem."""
+
+
+class Take:
+    def __init__(self, fps: float, width: int, height: int, source: dict | None = None,
+                 meta: dict | None = None):
+        self.fps = float(fps)
+        self.width, self.height = int(width), int(height)
+        self.source = dict(source or {})
+        self.meta = dict(meta or {})
+        self.t = np.zeros(0, np.float64)
+        self.frame_index = np.zeros(0, np.int64)
+        self.face_ids = np.zeros((0, 0), np.int32)
+        self.arrays = {k: np.zeros((0, 0) + shp, dt) for k, (shp, dt, _) in _ARRAYS.items()}
+        self._pending: list = []
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def append(self, sample) -> None:
+        """Record one worker sample (cheap: arrays are stacked lazily)."""
+        self._pending.append(sample)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pend, self._pending = self._pending, []
+        n0, k0 = len(self.t), self.face_ids.shape[1]
+        k = max([k0] + [len(s.faces) for s in pend])
+        n = n0 + len(pend)
+        ids = np.full((n, k), -1, np.int32)
+        ids[:n0, :k0] = self.face_ids
+        arrays = {}
+        for name, (shp, dt, empty) in _ARRAYS.items():
+            a = np.full((n, k) + shp, empty, dt)
+            a[:n0, :k0] = self.arrays[name]
+            arrays[name] = a
+        for i, s in enumerate(pend, start=n0):
+            for j, f in enumerate(s.faces):
+                ids[i, j] = f.id
+                for name in _ARRAYS:
+                    arrays[name][i, j] = getattr(f, name)
+        self.t = np.concatenate([self.t, [s.t for s in pend]]).astype(np.float64)
+        self.frame_index = np.concatenate([self.frame_index, [s.index for s in pend]]).astype(np.int64)
+        self.face_ids = ids
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.t) + len(self._pending)
+
+    def _get(self, name):
+        self._flush()
+        return self.arrays[name]
+
+    landmarks = property(lambda self: self._get("landmarks"))
+    head_matrix = property(lambda self: self._get("head_matrix"))
+    mesh = property(lambda self: self._get("mesh"))
+    blendshapes = property(lambda self: self._get("blendshapes"))
+    mp_matrix = property(lambda self: self._get("mp_matrix"))
+
+    @property
+    def face_present(self) -> np.ndarray:
+        """(frames,) bool: at least one face in the frame."""
+        self._flush()
+        return (self.face_ids >= 0).any(axis=1) if self.face_ids.size else np.zeros(len(self.t), bool)
+
+    @property
+    def duration(self) -> float:
+        self._flush()
+        return float(self.t[-1] - self.t[0]) if len(self.t) > 1 else 0.0
+
+    def face_track(self, face_id: int | None = None) -> dict:
+        """One face's data as (frames, ...) arrays, NaN where it is absent (default: first id seen)."""
+        self._flush()
+        if face_id is None:
+            seen = self.face_ids[self.face_ids >= 0]
+            face_id = int(seen[0]) if seen.size else 0
+        n = len(self.t)
+        out = {"present": np.zeros(n, bool)}
+        for name, (shp, dt, empty) in _ARRAYS.items():
+            out[name] = np.full((n,) + shp, empty, dt)
+        rows, cols = np.nonzero(self.face_ids == face_id)
+        out["present"][rows] = True
+        for name in _ARRAYS:
+            out[name][rows] = self.arrays[name][rows, cols]
+        return out
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def header(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "fps": self.fps, "width": self.width,
+                "height": self.height, "source": self.source, "meta": self.meta,
+                "blendshape_names": list(ARKIT_NAMES)}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write .npz (lossless) or .json (interchange) by the file's extension, atomically."""
+        path = Path(path)
+        ext = path.suffix.lower()
+        if ext not in (".npz", ".json"):
+            raise TakeError(f"cannot save a take as {path.name}: use a .npz or .json file name")
+        self._flush()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        if ext == ".npz":
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, header=np.array(json.dumps(self.header())), t=self.t,
+                                    frame_index=self.frame_index, face_ids=self.face_ids,
+                                    **self.arrays)
+        else:
+            tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        os.replace(tmp, path)
+        return path
+
+    def to_json(self) -> dict:
+        self._flush()
+        frames = []
+        for i in range(len(self.t)):
+            faces = []
+            for j in np.flatnonzero(self.face_ids[i] >= 0):
+                faces.append({
+                    "id": int(self.face_ids[i, j]),
+                    "head_matrix": [_num(v) for v in self.arrays["head_matrix"][i, j].reshape(-1)],
+                    "blendshapes": {n: _num(v, 5) for n, v in zip(ARKIT_NAMES, self.arrays["blendshapes"][i, j])},
+                })
+            frames.append({"t": round(float(self.t[i]), 6), "faces": faces})
+        d = self.header()
+        d["frames"] = frames
+        return d
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Take":
+        path = Path(path)
+        if not path.is_file():
+            raise TakeError(f"take file {path} does not exist")
+        try:
+            if path.suffix.lower() == ".json":
+                return cls._from_json(json.loads(path.read_text()))
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["header"]))
+                take = cls._from_header(header)
+                take.t = z["t"]
+                take.frame_index = z["frame_index"]
+                take.face_ids = z["face_ids"]
+                take.arrays = {k: z[k] for k in _ARRAYS}
+        except TakeError:
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as exc:
+            raise TakeError(f"{path.name} is not a readable take ({type(exc).__name__}: {exc})") from exc
+        n = len(take.t)
+        if take.face_ids.shape[0] != n or any(a.shape[0] != n for a in take.arrays.values()):
+            raise TakeError(f"{path.name} is inconsistent: arrays of different lengths")
+        return take
+
+    @classmethod
+    def _from_header(cls, h: dict) -> "Take":
+        if h.get("format") != FORMAT:
+            raise TakeError(f"not a blender_facemesh take (format {h.get('format')!r})")
+        if int(h.get("version", 0)) > VERSION:
+            raise TakeError(f"take version {h['version']} is newer than this add-on reads ({VERSION})")
+        return cls(h["fps"], h["width"], h["height"], h.get("source"), h.get("meta"))
+
+    @classmethod
+    def _from_json(cls, d: dict) -> "Take":
+        """JSON carries pose and scores only; landmarks and mesh come back empty (NaN)."""
+        take = cls._from_header(d)
+        names = d.get("blendshape_names", list(ARKIT_NAMES))
+        col = {n: i for i, n in enumerate(ARKIT_NAMES)}
+        frames = d["frames"]
+        n = len(frames)
+        k = max([0] + [len(f["faces"]) for f in frames])
+        take.t = np.array([float(f["t"]) for f in frames], np.float64)
+        take.frame_index = np.arange(n, dtype=np.int64)
+        take.face_ids = np.full((n, k), -1, np.int32)
+        take.arrays = {name: np.full((n, k) + shp, empty, dt) for name, (shp, dt, empty) in _ARRAYS.items()}
+        for i, f in enumerate(frames):
+            for j, face in enumerate(f["faces"]):
+                take.face_ids[i, j] = int(face["id"])
+                take.arrays["head_matrix"][i, j] = np.asarray(face["head_matrix"], np.float64).reshape(4, 4)
+                for name, v in face["blendshapes"].items():
+                    if name in col and name in names:
+                        take.arrays["blendshapes"][i, j, col[name]] = v
+        return take
+
+
+def _num(v, digits: int = 6):
+    v = float(v)
+    return None if math.isnan(v) else round(v, digits)

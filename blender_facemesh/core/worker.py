@@ -1,0 +1,328 @@
+"""The capture thread: source -> landmarker -> geometry -> filters -> a queue of plain samples.
+
+THIS MODULE MUST NEVER IMPORT OR TOUCH bpy. It runs off Blender's main thread; Blender's
+side only drains the queue (``drain()``) from a timer. MediaPipe is created, used and closed
+on the worker's own thread, so the main thread never runs inference.
+
+Two threads per capture: a reader that decodes frames (so decoding overlaps inference) and
+the worker that runs the landmarker. Live sources keep only the newest frame and drop the
+oldest sample when the consumer lags; file sources block instead and never drop a frame.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Union
+
+import numpy as np
+
+from .filters import FaceFilter, FilterSettings
+from .geometry import DEFAULT_FOV_DEG, FaceGeometry
+from .landmarker import Landmarker, LandmarkerSettings
+from .sources import FrameSource
+
+_POLL = 0.05  # seconds; how often blocked waits look at the stop flag
+
+
+class WorkerError(Exception):
+    """An error raised inside the capture thread, handed to the consumer."""
+
+
+@dataclass
+class FaceSample:
+    id: int
+    landmarks: np.ndarray    # (478, 3) float32, normalized image coordinates (smoothed)
+    head_matrix: np.ndarray  # (4, 4) float64, canonical -> camera, cm (smoothed)
+    mesh: np.ndarray         # (468, 3) float32, pose-free face in canonical space, cm
+    blendshapes: np.ndarray  # (52,) float32, ARKit order (smoothed)
+    mp_matrix: np.ndarray    # (4, 4) float32, MediaPipe's own pose, unsmoothed (for checks)
+
+
+@dataclass
+class Sample:
+    index: int               # frame number as read from the source
+    t: float                 # source timestamp, seconds
+    faces: list[FaceSample]
+    read_at: float           # time.monotonic() when the frame left the source
+    done_at: float           # time.monotonic() when the sample was queued
+    frame: np.ndarray | None = None  # downscaled RGB frame for previews, when asked for
+
+
+@dataclass
+class WorkerSettings:
+    landmarker: LandmarkerSettings = field(default_factory=LandmarkerSettings)
+    filters: FilterSettings = field(default_factory=FilterSettings)
+    fov_deg: float = DEFAULT_FOV_DEG
+    queue_size: int = 64          # samples waiting for the consumer
+    stall_timeout: float = 3.0    # live: no frame this long means the camera stopped
+    preview_width: int = 0        # >0: attach a frame scaled to this width to each sample
+
+
+@dataclass
+class _End:
+    reason: str
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+SourceLike = Union[FrameSource, Callable[[], FrameSource]]
+
+
+class CaptureWorker:
+    """Runs a capture in the background. Consume with ``drain()`` (non-blocking, for timers) or
+    by iterating (blocking, for the command line). ``stop()`` returns within about 1 s."""
+
+    def __init__(self, source: SourceLike, settings: WorkerSettings | None = None):
+        self.settings = settings or WorkerSettings()
+        self._source_arg = source
+        self.source: FrameSource | None = source if isinstance(source, FrameSource) else None
+        self._stop = threading.Event()
+        self._frames: queue.Queue = queue.Queue(maxsize=4)
+        self._out: queue.Queue = queue.Queue(maxsize=max(1, self.settings.queue_size))
+        self._reader = threading.Thread(target=self._read_loop, name="facemesh-reader", daemon=True)
+        self._worker = threading.Thread(target=self._work_loop, name="facemesh-worker", daemon=True)
+        self._started = False
+        self.live: bool | None = None
+        self.finished = False
+        self.end_reason = ""
+        self.delegate = ""
+        self.delegate_reason = ""
+        self.ready = threading.Event()     # set once the landmarker is up (or failed)
+        self.frames_read = 0
+        self.frames_processed = 0
+        self.samples_dropped = 0           # dropped from the output queue (live only)
+
+    # --- control -------------------------------------------------------------------------------
+
+    def start(self) -> "CaptureWorker":
+        if self._started:
+            raise RuntimeError("worker already started")
+        self._started = True
+        self._worker.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Ask both threads to end and join them; True when they did within ``timeout``.
+        A reader stuck inside a blocking camera read is a daemon and is left to finish alone."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for th in (self._worker, self._reader):
+            if th.is_alive():
+                th.join(max(0.0, deadline - time.monotonic()))
+        return not self._worker.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._worker.is_alive()
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames the live source skipped plus samples the queue dropped."""
+        src = getattr(self.source, "dropped", 0) if self.source is not None else 0
+        return int(src) + self.samples_dropped
+
+    def __enter__(self):
+        return self.start() if not self._started else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- consuming -----------------------------------------------------------------------------
+
+    def _take(self, item) -> Sample | None:
+        if isinstance(item, _Failure):
+            self.finished = True
+            self.end_reason = f"error: {item.error}"
+            raise WorkerError(str(item.error)) from item.error
+        if isinstance(item, _End):
+            self.finished = True
+            self.end_reason = item.reason
+            return None
+        return item
+
+    def drain(self, max_items: int | None = None) -> list[Sample]:
+        """Everything queued now, without waiting; raises WorkerError if the thread failed."""
+        out = []
+        while max_items is None or len(out) < max_items:
+            try:
+                item = self._out.get_nowait()
+            except queue.Empty:
+                break
+            sample = self._take(item)
+            if sample is None:
+                break
+            out.append(sample)
+        return out
+
+    def get(self, timeout: float | None = None) -> Sample | None:
+        """Next sample, or None at the end of the stream; raises queue.Empty on timeout."""
+        if self.finished:
+            return None
+        return self._take(self._out.get(timeout=timeout))
+
+    def __iter__(self) -> Iterator[Sample]:
+        while not self.finished:
+            try:
+                sample = self.get(timeout=_POLL)
+            except queue.Empty:
+                if not self._worker.is_alive() and self._out.empty():
+                    self.finished = True
+                    self.end_reason = self.end_reason or "stopped"
+                continue
+            if sample is not None:
+                yield sample
+
+    # --- threads -------------------------------------------------------------------------------
+
+    def _emit(self, item, force: bool = False) -> bool:
+        """Queue an item. Live: drop the oldest sample when full. Files: wait, never drop; only
+        an end/error marker (``force``) may push out a sample, and only once stop was asked."""
+        while True:
+            try:
+                self._out.put(item, timeout=0 if self.live else _POLL)
+                return True
+            except queue.Full:
+                if self.live or (force and self._stop.is_set()):
+                    try:
+                        old = self._out.get_nowait()
+                    except queue.Empty:
+                        continue
+                    if isinstance(old, Sample):
+                        self.samples_dropped += 1
+                        continue
+                    self._out.put_nowait(old)  # never lose an end/error marker
+                    return False
+                if self._stop.is_set():
+                    return False
+
+    def _put_frame(self, item) -> bool:
+        if self.live:
+            # keep only the newest frame: a live consumer wants now, not a backlog
+            while True:
+                try:
+                    self._frames.put_nowait(item)
+                    return True
+                except queue.Full:
+                    try:
+                        self._frames.get_nowait()
+                        if hasattr(self.source, "dropped"):
+                            self.source.dropped += 1
+                    except queue.Empty:
+                        pass
+        while not self._stop.is_set():
+            try:
+                self._frames.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read_loop(self) -> None:
+        src = self.source
+        index = 0
+        try:
+            while not self._stop.is_set():
+                got = src.read()
+                if got is None:
+                    self._put_frame(_End("end of input"))
+                    return
+                t, frame = got
+                if not self._put_frame((index, t, frame, time.monotonic())):
+                    return
+                index += 1
+        except BaseException as exc:
+            self._put_frame(_Failure(exc))
+        finally:
+            try:
+                src.close()
+            except Exception:
+                pass
+
+    def _work_loop(self) -> None:
+        lm = None
+        try:
+            if self.source is None:
+                self.source = self._source_arg()
+            self.live = bool(self.source.live)
+            lm = Landmarker(self.settings.landmarker, live=self.live)
+            self.delegate, self.delegate_reason = lm.delegate, lm.delegate_reason
+            self.ready.set()
+            self._reader.start()
+            self._process(lm)
+        except BaseException as exc:
+            self._emit(_Failure(exc), force=True)
+        finally:
+            self.ready.set()
+            if lm is not None:
+                lm.close()
+
+    def _process(self, lm: Landmarker) -> None:
+        s = self.settings
+        model = lm.model
+        geometries: dict[tuple[int, int], FaceGeometry] = {}
+        filters: dict[int, FaceFilter] = {}
+        last_frame_at = time.monotonic()
+        while True:
+            if self._stop.is_set():
+                self._emit(_End("stopped"), force=True)
+                return
+            try:
+                item = self._frames.get(timeout=_POLL)
+            except queue.Empty:
+                if self.live and time.monotonic() - last_frame_at > s.stall_timeout:
+                    self._emit(_End(f"the camera stopped delivering frames (none for "
+                                    f"{s.stall_timeout:.0f} s); everything recorded so far is kept"),
+                               force=True)
+                    return
+                continue
+            if isinstance(item, _End):
+                self._emit(item, force=True)
+                return
+            if isinstance(item, _Failure):
+                self._emit(item, force=True)
+                return
+            index, t, frame, read_at = item
+            last_frame_at = time.monotonic()
+            self.frames_read += 1
+            h, w = frame.shape[:2]
+            geo = geometries.get((w, h))
+            if geo is None:
+                geo = geometries[(w, h)] = FaceGeometry(
+                    model.canonical_vertices, model.procrustes_weights, w, h, s.fov_deg)
+            det = lm.detect(frame, t)
+            faces = []
+            for f in det.faces:
+                flt = filters.get(f.id)
+                if flt is None:
+                    flt = filters[f.id] = FaceFilter(s.filters)
+                landmarks = flt.landmarks(f.landmarks, t)
+                pose, _metric, mesh = geo.solve(landmarks)
+                faces.append(FaceSample(
+                    id=f.id,
+                    landmarks=landmarks.astype(np.float32),
+                    head_matrix=flt.pose(pose, t),
+                    mesh=mesh.astype(np.float32),
+                    blendshapes=np.clip(flt.blendshapes(f.blendshapes, t), 0.0, 1.0).astype(np.float32),
+                    mp_matrix=f.mp_matrix,
+                ))
+            present = {f.id for f in det.faces}
+            for fid in [k for k in filters if k not in present]:
+                del filters[fid]  # a face that comes back starts fresh, not smoothed from the past
+            preview = _downscale(frame, s.preview_width) if s.preview_width > 0 else None
+            self.frames_processed += 1
+            self._emit(Sample(index, t, faces, read_at, time.monotonic(), preview))
+
+
+def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    h, w = frame.shape[:2]
+    if w <= width:
+        return frame.copy()
+    return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
