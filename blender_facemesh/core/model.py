@@ -95,10 +95,13 @@ def verify_model(path: Path) -> None:
 
 def find_model(explicit: str | os.PathLike | None = None) -> Path:
     """Return the first verified model found; an explicit path that fails is an error, not skipped."""
+    if explicit:
+        verify_model(Path(explicit).expanduser())  # the user named this file: no silent substitute
+        return Path(explicit).expanduser()
     looked = []
-    for label, path in candidate_paths(explicit):
+    for label, path in candidate_paths():
         if path.is_file():
-            if label in ("given path", f"${ENV_VAR}"):
+            if label == f"${ENV_VAR}":
                 verify_model(path)  # the user asked for this file: tell them what is wrong with it
                 return path
             try:
