@@ -129,8 +129,9 @@ def rotation_part(pose: np.ndarray) -> np.ndarray:
 
 def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     """Angle of the rotation taking ``a`` onto ``b`` (both 3x3 rotations)."""
-    c = (np.trace(a.T @ b) - 1.0) / 2.0
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+    # ||A - B||_F = 2 sqrt(2) sin(angle / 2): accurate for tiny angles, where arccos of the trace is not
+    d = np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / (2.0 * np.sqrt(2.0))
+    return float(np.degrees(2.0 * np.arcsin(min(1.0, d))))
 
 
 def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:

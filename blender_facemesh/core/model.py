@@ -80,10 +80,18 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+_verified: set[tuple[str, int, int]] = set()
+
+
 def verify_model(path: Path) -> None:
-    """Raise ModelError unless ``path`` is exactly the model this project was built against."""
+    """Raise ModelError unless ``path`` is exactly the model this project was built against.
+    A file already verified (same path, size and mtime) is not hashed again."""
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _verified:
+        return
     digest = sha256_of(path)
     if digest != MODEL_SHA256:
         raise ModelError(
@@ -91,6 +99,7 @@ def verify_model(path: Path) -> None:
             "(corrupt or a different model); delete it and run "
             "`python -m blender_facemesh fetch-model`"
         )
+    _verified.add(key)
 
 
 def find_model(explicit: str | os.PathLike | None = None) -> Path:

@@ -112,9 +112,10 @@ class CaptureWorker:
         A reader stuck inside a blocking camera read is a daemon and is left to finish alone."""
         self._stop.set()
         deadline = time.monotonic() + timeout
-        for th in (self._worker, self._reader):
-            if th.is_alive():
-                th.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._reader.is_alive():  # a decode ends in milliseconds; a hung driver never does
+            self._reader.join(min(0.2, max(0.0, deadline - time.monotonic())))
         return not self._worker.is_alive()
 
     @property
