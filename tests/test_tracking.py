@@ -57,7 +57,11 @@ def test_face_id_tracker_survives_reordering():
     assert tr.assign([a, b]) == [0, 1]
     assert tr.assign([b + 0.01, a - 0.01]) == [1, 0]  # MediaPipe listed them the other way round
     assert tr.assign([a]) == [0]
+    assert tr.assign([a, b]) == [0, 1]  # missed for one frame, b keeps its id
     assert tr.assign([a, np.array([0.5, 0.1])]) == [0, 2]  # a newcomer gets a new id
+    for _ in range(20):
+        tr.assign([a])
+    assert tr.assign([a, b]) == [0, 3]  # gone too long: a new performer, a new id
 
 
 def run_cli(*args, timeout=120):

@@ -168,12 +168,14 @@ def choose_delegate(requested: str, model_path: Path) -> tuple[str, str]:
 # --- face ids --------------------------------------------------------------------------------
 
 class FaceIdTracker:
-    """Gives each face a stable id: match this frame's faces to last frame's by the distance of
-    their landmark centroids (greedy, closest first); unmatched faces get new ids."""
+    """Gives each face a stable id: match this frame's faces to the last known positions by the
+    distance of their landmark centroids (greedy, closest first). A face missed for a few frames
+    keeps its id when it comes back; unmatched faces get new ids."""
 
-    def __init__(self, max_jump: float = 0.25):
+    def __init__(self, max_jump: float = 0.25, max_missing: int = 15):
         self.max_jump = max_jump
-        self._last: dict[int, np.ndarray] = {}
+        self.max_missing = max_missing
+        self._last: dict[int, tuple[np.ndarray, int]] = {}  # id -> (centroid, frames missing)
         self._next_id = 0
 
     def reset(self) -> None:
@@ -183,7 +185,7 @@ class FaceIdTracker:
     def assign(self, centroids: list[np.ndarray]) -> list[int]:
         pairs = sorted(
             (float(np.linalg.norm(c - prev)), i, fid)
-            for i, c in enumerate(centroids) for fid, prev in self._last.items()
+            for i, c in enumerate(centroids) for fid, (prev, _) in self._last.items()
         )
         ids: list[int | None] = [None] * len(centroids)
         used = set()
@@ -196,7 +198,10 @@ class FaceIdTracker:
             if ids[i] is None:
                 ids[i] = self._next_id
                 self._next_id += 1
-        self._last = {fid: c for fid, c in zip(ids, centroids)}
+        last = {fid: (c, missing + 1) for fid, (c, missing) in self._last.items()
+                if fid not in used and missing + 1 <= self.max_missing}
+        last.update({fid: (c, 0) for fid, c in zip(ids, centroids)})
+        self._last = last
         return ids
 
 
