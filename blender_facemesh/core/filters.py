@@ -115,19 +115,19 @@ class PoseFilter:
         self._last_q = None
 
     def __call__(self, pose: np.ndarray, t: float) -> np.ndarray:
-        from .geometry import matrix_to_quaternion, quaternion_to_matrix
+        from .geometry import _det3, matrix_to_quaternion, quaternion_to_matrix
 
         if not self.rotation.s.enabled:
             return pose
         m = pose[:3, :3]
-        scale = float(np.cbrt(np.linalg.det(m)))
+        scale = float(np.cbrt(_det3(m)))
         q = matrix_to_quaternion(m / scale)
-        if self._last_q is not None and np.dot(q, self._last_q) < 0:
+        if self._last_q is not None and float((q * self._last_q).sum()) < 0:
             q = -q
         self._last_q = q
         qf = self.rotation(q, t)
         out = np.eye(4)
-        out[:3, :3] = quaternion_to_matrix(qf / np.linalg.norm(qf)) * scale
+        out[:3, :3] = quaternion_to_matrix(qf) * scale
         out[:3, 3] = self.translation(pose[:3, 3], t)
         return out
 

@@ -33,6 +33,30 @@ class Frustum:
         return cls(-0.5 * w, 0.5 * w, -0.5 * h, 0.5 * h, near)
 
 
+# OpenBLAS (numpy's BLAS on most platforms) wakes its whole thread pool even for 3x3 products,
+# and its idle threads spin: during capture that steals a core from MediaPipe. The per-frame
+# maths below is tiny, so it avoids BLAS: products via einsum, determinants and inverses by hand.
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,jk->ik", a, b)
+
+
+def _det3(m: np.ndarray) -> float:
+    return float(m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+                 - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+                 + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
+
+
+def invert_similarity(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 4x4 scale * rotation + translation, exactly and without LAPACK."""
+    rs = m[:3, :3]
+    s2 = float(np.einsum("i,i->", rs[:, 0], rs[:, 0]))  # scale squared
+    inv = np.eye(4)
+    inv[:3, :3] = rs.T / s2
+    inv[:3, 3] = -np.einsum("ij,j->i", inv[:3, :3], m[:3, 3])
+    return inv
+
+
 def weighted_procrustes(source: np.ndarray, target: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
     """4x4 similarity (scale * R, t) taking ``source`` (N,3) onto ``target`` (N,3).
 
@@ -45,14 +69,14 @@ def weighted_procrustes(source: np.ndarray, target: np.ndarray, sqrt_w: np.ndarr
     total = float(np.dot(sqrt_w, sqrt_w))
     src_center = (ws * w).sum(axis=0) / total
     cws = ws - src_center[None, :] * w
-    design = wt.T @ cws
+    design = np.einsum("ni,nj->ij", wt, cws)
     u, _, vt = np.linalg.svd(design)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+    if _det3(u) * _det3(vt) < 0:
         u[:, 2] *= -1
-    rot = u @ vt
-    scale = float(np.sum((cws @ rot.T) * wt) / np.sum(cws * ws))
+    rot = _matmul(u, vt)
+    scale = float(np.sum(_matmul(cws, rot.T) * wt) / np.sum(cws * ws))
     rs = scale * rot
-    trans = ((wt - ws @ rs.T) * w).sum(axis=0) / total
+    trans = ((wt - _matmul(ws, rs.T)) * w).sum(axis=0) / total
     m = np.eye(4)
     m[:3, :3] = rs
     m[:3, 3] = trans
@@ -86,7 +110,7 @@ class FaceGeometry:
 
     def _scale(self, pts: np.ndarray) -> float:
         m = weighted_procrustes(self.canonical_basis, pts[self.basis], self.sqrt_w)
-        return float(np.linalg.norm(m[:3, 0]))
+        return float(np.sqrt(np.sum(m[:3, 0] ** 2)))
 
     def _unproject(self, screen: np.ndarray, depth_offset: float, scale: float) -> np.ndarray:
         near = self.frustum.near
@@ -111,8 +135,8 @@ class FaceGeometry:
         """Return (head pose 4x4 canonical->camera, metric landmarks (468,3), pose-free mesh (468,3))."""
         metric = self.metric_landmarks(normalized)
         pose = weighted_procrustes(self.canonical_basis, metric[self.basis], self.sqrt_w)
-        inv = np.linalg.inv(pose)
-        mesh = metric @ inv[:3, :3].T + inv[:3, 3]
+        inv = invert_similarity(pose)
+        mesh = _matmul(metric, inv[:3, :3].T) + inv[:3, 3]
         return pose, metric, mesh
 
 
@@ -151,12 +175,13 @@ def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
         s = np.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1]) * 2
         q = [(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s]
     q = np.asarray(q)
-    q /= np.linalg.norm(q)
+    q /= np.sqrt((q * q).sum())
     return q if q[0] >= 0 else -q
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    q = np.asarray(q, dtype=np.float64)
+    w, x, y, z = q / np.sqrt((q * q).sum())
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],

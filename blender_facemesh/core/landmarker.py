@@ -184,7 +184,7 @@ class FaceIdTracker:
 
     def assign(self, centroids: list[np.ndarray]) -> list[int]:
         pairs = sorted(
-            (float(np.linalg.norm(c - prev)), i, fid)
+            (float(np.sqrt(((c - prev) ** 2).sum())), i, fid)
             for i, c in enumerate(centroids) for fid, (prev, _) in self._last.items()
         )
         ids: list[int | None] = [None] * len(centroids)
@@ -272,20 +272,28 @@ class Landmarker:
         return ms
 
     def detect(self, rgb: np.ndarray, t: float, timeout: float = 2.0) -> Detection:
+        return self.convert(self.detect_raw(rgb, t, timeout), t)
+
+    def detect_raw(self, rgb: np.ndarray, t: float, timeout: float = 2.0):
+        """Run inference only; ``convert`` the result later (the worker does it on another
+        thread, so it overlaps with the next frame's inference). None: MediaPipe dropped it."""
         import mediapipe as mp
 
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         ms = self._timestamp_ms(t)
-        if self.live:
-            self._result_ready.clear()
-            self._lm.detect_async(image, ms)
-            if not self._result_ready.wait(timeout):
-                return Detection(t)  # MediaPipe dropped this frame
-            result_ms, result = self._result
-            if result_ms != ms:
-                return Detection(t)
-        else:
-            result = self._lm.detect_for_video(image, ms)
+        if not self.live:
+            return self._lm.detect_for_video(image, ms)
+        self._result_ready.clear()
+        self._lm.detect_async(image, ms)
+        if not self._result_ready.wait(timeout):
+            return None
+        result_ms, result = self._result
+        return result if result_ms == ms else None
+
+    def convert(self, result, t: float) -> Detection:
+        """MediaPipe result -> arrays with stable face ids. Call in frame order."""
+        if result is None:
+            return Detection(t)
         return self._convert(result, t)
 
     def _convert(self, result, t: float) -> Detection:

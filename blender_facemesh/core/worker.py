@@ -4,8 +4,9 @@ THIS MODULE MUST NEVER IMPORT OR TOUCH bpy. It runs off Blender's main thread; B
 side only drains the queue (``drain()``) from a timer. MediaPipe is created, used and closed
 on the worker's own thread, so the main thread never runs inference.
 
-Two threads per capture: a reader that decodes frames (so decoding overlaps inference) and
-the worker that runs the landmarker. Live sources keep only the newest frame and drop the
+Three threads per capture, a pipeline: a reader that decodes frames, the worker that runs
+the landmarker, and a finisher (face ids, geometry, filters), so that decoding and the numpy
+work overlap with MediaPipe's inference. Live sources keep only the newest frame and drop the
 oldest sample when the consumer lags; file sources block instead and never drop a frame.
 """
 
@@ -84,6 +85,8 @@ class CaptureWorker:
         self.source: FrameSource | None = source if isinstance(source, FrameSource) else None
         self._stop = threading.Event()
         self._frames: queue.Queue = queue.Queue(maxsize=4)
+        self._results: queue.Queue = queue.Queue(maxsize=4)
+        self._finisher: threading.Thread | None = None
         self._out: queue.Queue = queue.Queue(maxsize=max(1, self.settings.queue_size))
         self._reader = threading.Thread(target=self._read_loop, name="facemesh-reader", daemon=True)
         self._worker = threading.Thread(target=self._work_loop, name="facemesh-worker", daemon=True)
@@ -112,15 +115,16 @@ class CaptureWorker:
         A reader stuck inside a blocking camera read is a daemon and is left to finish alone."""
         self._stop.set()
         deadline = time.monotonic() + timeout
-        if self._worker.is_alive():
-            self._worker.join(max(0.0, deadline - time.monotonic()))
+        for th in (self._worker, self._finisher):
+            if th is not None and th.is_alive():
+                th.join(max(0.0, deadline - time.monotonic()))
         if self._reader.is_alive():  # a decode ends in milliseconds; a hung driver never does
             self._reader.join(min(0.2, max(0.0, deadline - time.monotonic())))
-        return not self._worker.is_alive()
+        return not self.running
 
     @property
     def running(self) -> bool:
-        return self._worker.is_alive()
+        return self._worker.is_alive() or (self._finisher is not None and self._finisher.is_alive())
 
     @property
     def frames_dropped(self) -> int:
@@ -172,12 +176,13 @@ class CaptureWorker:
             try:
                 sample = self.get(timeout=_POLL)
             except queue.Empty:
-                if not self._worker.is_alive() and self._out.empty():
+                if not self.running and self._out.empty():
                     self.finished = True
                     self.end_reason = self.end_reason or "stopped"
                 continue
             if sample is not None:
                 yield sample
+        self.stop()  # the stream ended: let the threads finish closing MediaPipe and the source
 
     # --- threads -------------------------------------------------------------------------------
 
@@ -246,6 +251,7 @@ class CaptureWorker:
                 pass
 
     def _work_loop(self) -> None:
+        """Inference stage: frames in, raw MediaPipe results out to the finishing stage."""
         lm = None
         try:
             if self.source is None:
@@ -253,50 +259,84 @@ class CaptureWorker:
             self.live = bool(self.source.live)
             lm = Landmarker(self.settings.landmarker, live=self.live)
             self.delegate, self.delegate_reason = lm.delegate, lm.delegate_reason
+            self._finisher = threading.Thread(target=self._finish_loop, args=(lm,),
+                                              name="facemesh-finish", daemon=True)
+            self._finisher.start()
             self.ready.set()
             self._reader.start()
-            self._process(lm)
+            self._infer(lm)
         except BaseException as exc:
-            self._emit(_Failure(exc), force=True)
+            self._hand_on(_Failure(exc))
         finally:
             self.ready.set()
+            if self._finisher is not None:
+                self._finisher.join()  # it may still read the landmarker's face ids and model
             if lm is not None:
                 lm.close()
 
-    def _process(self, lm: Landmarker) -> None:
-        s = self.settings
-        model = lm.model
-        geometries: dict[tuple[int, int], FaceGeometry] = {}
-        filters: dict[int, FaceFilter] = {}
+    def _hand_on(self, item) -> None:
+        if self._finisher is None:
+            self._emit(item, force=True)
+            return
+        while True:
+            try:
+                self._results.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                if not self._finisher.is_alive():
+                    return
+
+    def _infer(self, lm: Landmarker) -> None:
+        stall = self.settings.stall_timeout
         last_frame_at = time.monotonic()
         while True:
             if self._stop.is_set():
-                self._emit(_End("stopped"), force=True)
+                self._hand_on(_End("stopped"))
                 return
             try:
                 item = self._frames.get(timeout=_POLL)
             except queue.Empty:
-                if self.live and time.monotonic() - last_frame_at > s.stall_timeout:
-                    self._emit(_End(f"the camera stopped delivering frames (none for "
-                                    f"{s.stall_timeout:.0f} s); everything recorded so far is kept"),
-                               force=True)
+                if self.live and time.monotonic() - last_frame_at > stall:
+                    self._hand_on(_End(f"the camera stopped delivering frames (none for "
+                                       f"{stall:.0f} s); everything recorded so far is kept"))
                     return
                 continue
-            if isinstance(item, _End):
-                self._emit(item, force=True)
+            if isinstance(item, (_End, _Failure)):
+                self._hand_on(item)
                 return
-            if isinstance(item, _Failure):
-                self._emit(item, force=True)
-                return
-            index, t, frame, read_at = item
             last_frame_at = time.monotonic()
             self.frames_read += 1
+            index, t, frame, read_at = item
+            self._hand_on((index, t, frame, read_at, lm.detect_raw(frame, t)))
+
+    def _finish_loop(self, lm: Landmarker) -> None:
+        """Finishing stage: face ids, geometry, filters, queue for the consumer."""
+        try:
+            self._finish(lm)
+        except BaseException as exc:
+            self._stop.set()  # the other stages end too
+            self._emit(_Failure(exc), force=True)
+
+    def _finish(self, lm: Landmarker) -> None:
+        s = self.settings
+        model = lm.model
+        geometries: dict[tuple[int, int], FaceGeometry] = {}
+        filters: dict[int, FaceFilter] = {}
+        while True:
+            try:
+                item = self._results.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if isinstance(item, (_End, _Failure)):
+                self._emit(item, force=True)
+                return
+            index, t, frame, read_at, raw = item
             h, w = frame.shape[:2]
             geo = geometries.get((w, h))
             if geo is None:
                 geo = geometries[(w, h)] = FaceGeometry(
                     model.canonical_vertices, model.procrustes_weights, w, h, s.fov_deg)
-            det = lm.detect(frame, t)
+            det = lm.convert(raw, t)
             faces = []
             for f in det.faces:
                 flt = filters.get(f.id)
