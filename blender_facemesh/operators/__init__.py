@@ -1,6 +1,9 @@
-"""Blender classes of this package; filled in with the Blender add-on (issue 3)."""
+"""Operators, one per module; registered in order, unregistered in reverse."""
 
-classes = ()
+from .bake_take import FACEMESH_OT_bake_take
+from .build_rig import FACEMESH_OT_build_rig
+
+classes = (FACEMESH_OT_build_rig, FACEMESH_OT_bake_take)
 
 
 def register():
