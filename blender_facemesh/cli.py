@@ -94,12 +94,11 @@ def _filter_settings(args):
     if args.no_filter:
         return FilterSettings.off()
     fs = FilterSettings()
-    for s in (fs.landmarks, fs.blendshapes, fs.pose):
-        if args.min_cutoff is not None:
-            s.min_cutoff = args.min_cutoff
     if args.beta is not None:
         fs.blendshapes.beta = fs.pose.beta = args.beta
     for s in (fs.landmarks, fs.blendshapes, fs.pose):
+        if args.min_cutoff is not None:
+            s.min_cutoff = args.min_cutoff
         s.validate()
     return fs
 
@@ -145,7 +144,7 @@ def cmd_track(args) -> int:
     try:
         for sample in worker:
             take.append(sample)
-            bar.update(len(take), f"faces {sum(1 for _ in sample.faces)}")
+            bar.update(len(take), f"faces {len(sample.faces)}")
             if args.duration and time.monotonic() - t_start >= args.duration:
                 break
     except KeyboardInterrupt:

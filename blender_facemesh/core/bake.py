@@ -69,8 +69,6 @@ def take_to_curves(take, scene_fps: float, frame_start: int = 1, face_id: int | 
     camera space) that counts as 'no rotation'; default the first tracked frame's."""
     track = take.face_track(face_id)
     present = track["present"]
-    if not present.any():
-        raise ValueError("the take has no frame with a face: nothing to bake")
     rots = np.array([rotation_part(m) if ok else np.eye(3) for m, ok in zip(track["head_matrix"], present)])
     if rest is None:
         rest = rots[int(np.argmax(present))]
@@ -79,6 +77,7 @@ def take_to_curves(take, scene_fps: float, frame_start: int = 1, face_id: int | 
     quats[present] = continuous_quaternions(quats[present])
     merged = np.concatenate([np.nan_to_num(track["blendshapes"]), np.nan_to_num(quats)], axis=1)
     frames, vals, near = resample(take.t, merged, present, scene_fps, frame_start, missing)
+    # interpolating sign-continuous quaternions keeps them continuous; only the length drifts
     q = vals[:, 52:]
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    return BakeCurves(frames, vals[:, :52], continuous_quaternions(np.nan_to_num(q)) if missing != "EMPTY" else q, near)
+    return BakeCurves(frames, vals[:, :52], q, near)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .geometry import _det3, matrix_to_quaternion, quaternion_to_matrix
+
 
 @dataclass
 class OneEuroSettings:
@@ -115,8 +117,6 @@ class PoseFilter:
         self._last_q = None
 
     def __call__(self, pose: np.ndarray, t: float) -> np.ndarray:
-        from .geometry import _det3, matrix_to_quaternion, quaternion_to_matrix
-
         if not self.rotation.s.enabled:
             return pose
         m = pose[:3, :3]

@@ -59,11 +59,9 @@ def bundled_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / MODEL_FILENAME
 
 
-def candidate_paths(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """Places searched for the model, in order, each with a label for error messages."""
+def candidate_paths() -> list[tuple[str, Path]]:
+    """Places searched for the model when no path is given, in order, each with a label."""
     places: list[tuple[str, Path]] = []
-    if explicit:
-        places.append(("given path", Path(explicit).expanduser()))
     env = os.environ.get(ENV_VAR)
     if env:
         places.append((f"${ENV_VAR}", Path(env).expanduser()))

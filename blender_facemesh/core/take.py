@@ -92,7 +92,7 @@ class Take:
     def face_present(self) -> np.ndarray:
         """(frames,) bool: at least one face in the frame."""
         self._flush()
-        return (self.face_ids >= 0).any(axis=1) if self.face_ids.size else np.zeros(len(self.t), bool)
+        return (self.face_ids >= 0).any(axis=1)
 
     @property
     def duration(self) -> float:
