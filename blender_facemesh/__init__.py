@@ -1,19 +1,28 @@
 """blender_facemesh: facial motion capture for Blender with MediaPipe FaceLandmarker.
 
 The capture core lives in ``core/`` and never imports bpy, so ``python -m blender_facemesh``
-works without Blender. The Blender side registers only when Blender loads the add-on.
+works without Blender. The Blender side registers only when Blender loads the add-on;
+``unregister()`` stops any capture and removes every class, property, timer and handler.
 """
 
 
 def register():
-    from . import operators, ui
+    from . import operators, preferences, properties, ui
+    from .blender import live
 
+    preferences.register()
+    properties.register()
     operators.register()
     ui.register()
+    live.register()
 
 
 def unregister():
-    from . import operators, ui
+    from . import operators, preferences, properties, ui
+    from .blender import live
 
+    live.unregister()
     ui.unregister()
     operators.unregister()
+    properties.unregister()
+    preferences.unregister()

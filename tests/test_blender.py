@@ -1,4 +1,8 @@
-"""The Blender side with real Blender (the bpy module): rig building and baking a real take."""
+"""The Blender side with real Blender (the bpy module): rig, baking, video processing, the live
+path driven by its timer function, calibration, retargeting and bad input. The add-on is
+registered in this process here; tests/test_extension.py installs it from its zip instead."""
+
+import threading
 
 import numpy as np
 import pytest
@@ -8,10 +12,12 @@ bpy = pytest.importorskip("bpy")
 from blender_facemesh.core.channels import ARKIT_NAMES  # noqa: E402
 from blender_facemesh.core.filters import FilterSettings  # noqa: E402
 from blender_facemesh.core.geometry import rotation_angle_deg  # noqa: E402
-from blender_facemesh.core.sources import VideoFileSource  # noqa: E402
+from blender_facemesh.core.sources import SimulatedLiveSource, VideoFileSource  # noqa: E402
 from blender_facemesh.core.synthetic import sample_clip_truth  # noqa: E402
 from blender_facemesh.core.take import Take  # noqa: E402
-from blender_facemesh.core.worker import CaptureWorker, WorkerSettings  # noqa: E402
+from blender_facemesh.core.worker import WorkerSettings, track_take  # noqa: E402
+
+C = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])  # camera -> Blender world
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +32,20 @@ def addon():
 
 @pytest.fixture(scope="module")
 def sample_take(sample_clip, tmp_path_factory):
-    take = Take(30.0, 512, 512, source={"kind": "video", "name": str(sample_clip)})
-    for s in CaptureWorker(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off())).start():
-        take.append(s)
+    take = track_take(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off()))
     return take, take.save(tmp_path_factory.mktemp("take") / "sample.npz")
+
+
+@pytest.fixture
+def scene(addon, tmp_path):
+    s = bpy.context.scene
+    s.render.fps, s.render.fps_base, s.frame_start = 30, 1.0, 1
+    f = s.facemesh
+    f.take_dir = str(tmp_path / "takes")
+    f.performer_path, f.target_mesh, f.target_rig = "", None, None
+    f.mappings.clear()
+    f.mapping_preset = ""
+    return s
 
 
 def _fcurves(id_data):
@@ -39,72 +55,236 @@ def _fcurves(id_data):
     return action_get_channelbag_for_slot(adt.action, adt.action_slot).fcurves
 
 
-def test_build_rig_creates_armature_and_face(addon, face_model):
+def _keys(fc):
+    co = np.empty(2 * len(fc.keyframe_points), np.float32)
+    fc.keyframe_points.foreach_get("co", co)
+    return co[0::2], co[1::2]
+
+
+def _facemesh_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("facemesh-") and t.is_alive()]
+
+
+def _head_world_rotation(rig):
+    """The head bone's posed rotation relative to its rest, in world axes (neck + head)."""
+    pb = rig.pose.bones["head"]
+    return np.array(pb.matrix.to_3x3()) @ np.array(rig.data.bones["head"].matrix_local.to_3x3()).T
+
+
+def test_build_rig_creates_armature_and_face(scene, face_model):
     assert bpy.ops.facemesh.build_rig() == {"FINISHED"}
     rig, face = bpy.data.objects["FaceMesh Rig"], bpy.data.objects["FaceMesh Face"]
-    assert {b.name for b in rig.data.bones} == {"neck", "head"}
+    assert {b.name for b in rig.data.bones} == {"neck", "head", "eye.L", "eye.R"}
     assert len(face.data.vertices) == 468 and len(face.data.polygons) == 898
     assert len(face.data.uv_layers) == 1
-    names = [kb.name for kb in face.data.shape_keys.key_blocks]
-    assert names == ["Basis", *ARKIT_NAMES]
+    assert [kb.name for kb in face.data.shape_keys.key_blocks] == ["Basis", *ARKIT_NAMES]
     assert face.parent == rig and face.parent_bone == "head"
-    # the face looks toward -Y (Blender's front view) with its nose in front
     co = np.array([v.co[:] for v in face.data.vertices])
-    assert co[4, 1] == co[:, 1].min()
+    assert co[4, 1] == co[:, 1].min()  # faces -Y, nose in front
+    # the eyes sit inside the face, the left one on the character's left (+X), behind the surface
+    mw = np.array(face.matrix_world)
+    world = co @ mw[:3, :3].T + mw[:3, 3]
+    eye_l, eye_r = (np.array(rig.data.bones[n].head_local) for n in ("eye.L", "eye.R"))
+    assert eye_l[0] > 0.02 and eye_r[0] < -0.02
+    assert world[[362, 263], 1].mean() < eye_l[1] and abs(eye_l[2] - world[[362, 263], 2].mean()) < 0.01
 
 
-def test_bake_take_writes_the_take_into_fcurves(addon, sample_take):
+def test_bake_take_writes_the_take_into_fcurves(scene, sample_take):
     take, path = sample_take
-    scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base, scene.frame_start = 30, 1.0, 1
     assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
     face, rig = bpy.data.objects["FaceMesh Face"], bpy.data.objects["FaceMesh Rig"]
     curves = _fcurves(face.data.shape_keys)
     n = len(take)
     assert len(curves) == 52 and all(len(fc.keyframe_points) == n for fc in curves)
-    jaw = curves.find('key_blocks["jawOpen"].value')
-    co = np.empty(2 * n, np.float32)
-    jaw.keyframe_points.foreach_get("co", co)
-    np.testing.assert_allclose(co[0::2], np.arange(1, n + 1))
-    np.testing.assert_allclose(co[1::2], take.blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")], atol=1e-5)
-    # evaluated through Blender's animation system, not just stored
+    frames, jaw = _keys(curves.find('key_blocks["jawOpen"].value'))
+    np.testing.assert_allclose(frames, np.arange(1, n + 1))
+    np.testing.assert_allclose(jaw, take.blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")], atol=1e-5)
     k = n // 2
-    scene.frame_set(1 + k)
+    scene.frame_set(1 + k)  # evaluated through Blender's animation system, not just stored
     smile = take.blendshapes[k, 0, ARKIT_NAMES.index("mouthSmileLeft")]
     assert face.data.shape_keys.key_blocks["mouthSmileLeft"].value == pytest.approx(smile, abs=1e-5)
-    head = _fcurves(rig)
-    assert len(head) == 4 and all(len(fc.keyframe_points) == n for fc in head)
+    pose = _fcurves(rig)
+    assert len(pose) == 16  # neck, head, both eyes: 4 quaternion channels each
+    assert all(len(fc.keyframe_points) == n for fc in pose)
     # re-baking replaces the keys
     assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
-    assert len(_fcurves(face.data.shape_keys)) == 52 and len(jaw.id_data.slots) >= 1
+    assert len(_fcurves(face.data.shape_keys)) == 52
     assert all(len(fc.keyframe_points) == n for fc in _fcurves(face.data.shape_keys))
 
 
-def test_head_bone_follows_the_known_rotation(addon, sample_take, sample_clip):
-    take, path = sample_take
+def test_shape_keys_are_fitted_to_the_performer(scene, sample_take):
+    """The capture face's keys come from the take; the replay error is reported."""
+    face = bpy.data.objects["FaceMesh Face"]
+    err = scene.facemesh.replay_error_mm
+    assert 0 < err < 2.0, err
+    kb = face.data.shape_keys.key_blocks
+    basis = np.array([d.co[:] for d in kb["Basis"].data])
+    moved = {n: np.abs(np.array([d.co[:] for d in kb[n].data]) - basis).max() for n in ARKIT_NAMES}
+    assert max(moved.values()) > 1e-4  # something was learnt ...
+    assert moved["tongueOut"] == 0.0   # ... and a channel the take never moved stays put
+
+
+def test_head_bone_follows_the_known_rotation(scene, sample_take, sample_clip):
+    take, _ = sample_take
     truth = sample_clip_truth(sample_clip.parent)
     rig = bpy.data.objects["FaceMesh Rig"]
-    pb = rig.pose.bones["head"]
     rest = truth.rotations[0]
     errs = []
     for k in range(0, len(take), 9):
-        bpy.context.scene.frame_set(1 + k)
-        got = np.array(pb.rotation_quaternion.to_matrix())
-        # the truth's rotation relative to the first frame, in the bone's axes (bone Y = world Z)
-        rel = truth.rotations[k] @ rest.T
-        c = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])     # camera -> Blender world
-        b = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])     # bone rest axes in world (columns)
-        want = b.T @ (c @ rel @ c.T) @ b
-        errs.append(rotation_angle_deg(got, want))
+        scene.frame_set(1 + k)
+        want = C @ (truth.rotations[k] @ rest.T) @ C.T
+        errs.append(rotation_angle_deg(_head_world_rotation(rig), want))
     assert np.mean(errs) < 2.5 and max(errs) < 5.0, errs
+    # the neck takes its share of the turn
+    scene.frame_set(1 + int(np.argmax([rotation_angle_deg(r, rest) for r in truth.rotations])))
+    neck = np.array(rig.pose.bones["neck"].rotation_quaternion)
+    head = np.array(rig.pose.bones["head"].rotation_quaternion)
+    a_neck, a_head = (2 * np.degrees(np.arccos(min(1.0, abs(q[0])))) for q in (neck, head))
+    assert a_neck / (a_neck + a_head) == pytest.approx(scene.facemesh.neck_share, abs=0.02)
 
 
-def test_bad_takes_and_targets_are_reported_not_raised_inside_blender(addon, sample_take, tmp_path):
+def test_process_video_on_the_generated_clip(scene, sample_clip, sample_take):
+    take_before, _ = sample_take
+    assert bpy.ops.facemesh.process_video(filepath=str(sample_clip)) == {"FINISHED"}
+    saved = Take.load(scene.facemesh.last_take)
+    assert len(saved) == len(take_before) and saved.face_present.all()  # every frame, none dropped
+    face = bpy.data.objects["FaceMesh Face"]
+    frames, jaw = _keys(_fcurves(face.data.shape_keys).find('key_blocks["jawOpen"].value'))
+    np.testing.assert_allclose(frames, np.arange(1, len(saved) + 1))
+    np.testing.assert_allclose(jaw, saved.blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")], atol=1e-5)
+
+
+def test_process_video_on_real_footage_at_a_range(scene, footage):
+    """25 fps footage into a 30 fps scene: keys land by timestamp."""
+    clip = footage / "tv_interview_headturn_224.mp4"
+    assert bpy.ops.facemesh.process_video(filepath=str(clip), frame_start=50, frame_end=149) == {"FINISHED"}
+    take = Take.load(scene.facemesh.last_take)
+    assert len(take) == 100 and take.face_present.mean() > 0.95
+    assert take.t[0] == pytest.approx(50 / 25, abs=1e-3)
+    face = bpy.data.objects["FaceMesh Face"]
+    frames, jaw = _keys(_fcurves(face.data.shape_keys).find('key_blocks["jawOpen"].value'))
+    assert len(frames) == int(np.floor(99 / 25 * 30 + 1e-6)) + 1
+    # the key at scene frame 1 + 6 is 0.2 s in, which is video frame 50 + 5
+    i = int(np.flatnonzero(take.face_present)[0])
+    assert i == 0
+    assert jaw[6] == pytest.approx(take.blendshapes[5, 0, ARKIT_NAMES.index("jawOpen")], abs=1e-5)
+
+
+def test_live_capture_with_the_simulated_source(scene, sample_clip):
+    """The timer function, called in a loop as Blender would, drives the rig; the recording is
+    saved and baked when the clip ends; no thread is left behind."""
+    from blender_facemesh.blender import live
+
+    face, rig = bpy.data.objects["FaceMesh Face"], bpy.data.objects["FaceMesh Rig"]
+    scene.facemesh.recording = True
+    session = live.start(bpy.context, SimulatedLiveSource(sample_clip),
+                         WorkerSettings(preview_width=160))
+    seen_turn, shape_values = 0.0, set()
+    for _ in range(20000):
+        if live.tick() is None:
+            break
+        q = rig.pose.bones["neck"].rotation_quaternion @ rig.pose.bones["head"].rotation_quaternion
+        seen_turn = max(seen_turn, np.degrees(q.angle))
+        shape_values.add(round(face.data.shape_keys.key_blocks["eyeBlinkLeft"].value, 4))
+        threading.Event().wait(0.005)
+    assert not live.running() and not _facemesh_threads()
+    assert seen_turn > 10.0  # the sample clip turns the head by up to 25 degrees
+    assert len(shape_values) > 5
+    assert session.frames_seen > 30 and session.latency_ms < 200
+    assert "saved" in live.state.message and "baked" in live.state.message, live.state.message
+    take = Take.load(scene.facemesh.last_take)
+    assert len(take) == session.frames_seen
+    assert len(_fcurves(face.data.shape_keys)[0].keyframe_points) > 0
+    img = bpy.data.images["FaceMesh Preview"]
+    assert tuple(img.size) == (160, 160) and np.ptp(np.array(img.pixels[:4000])) > 0.1
+    assert not scene.facemesh.recording
+
+
+def test_capture_stop_keeps_the_recording(scene, sample_clip):
+    from blender_facemesh.blender import live
+
+    scene.facemesh.recording = False
+    live.start(bpy.context, SimulatedLiveSource(sample_clip))
+    for _ in range(2000):
+        live.tick()
+        if live.state.session.frames_seen >= 5:
+            break
+        threading.Event().wait(0.01)
+    scene.facemesh.recording = True            # the Record toggle during a capture
+    for _ in range(2000):
+        live.tick()
+        if live.state.session.take is not None and len(live.state.session.take) >= 10:
+            break
+        threading.Event().wait(0.01)
+    assert bpy.ops.facemesh.capture_stop() == {"FINISHED"}
+    assert not live.running() and not _facemesh_threads()
+    assert len(Take.load(scene.facemesh.last_take)) >= 10
+
+
+def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take, tmp_path):
+    from blender_facemesh.core.synthetic import write_clip
+
+    _take, path = sample_take
+    still = tmp_path / "still.mp4"
+    write_clip(still, np.zeros((30, 3)))  # a second of the face held still, looking ahead
+    scene.facemesh.performer_path = str(tmp_path / "performer.json")
+    assert bpy.ops.facemesh.calibrate_neutral(filepath=str(still), duration=0.8) == {"FINISHED"}
+    from blender_facemesh.core.calibration import PerformerProfile
+
+    prof = PerformerProfile.load(tmp_path / "performer.json")
+    assert prof.frames >= 10 and prof.head_rest is not None
+    assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
+    face = bpy.data.objects["FaceMesh Face"]
+    _f, blink = _keys(_fcurves(face.data.shape_keys).find('key_blocks["eyeBlinkLeft"].value'))
+    raw = Take.load(path).blendshapes[:, 0, ARKIT_NAMES.index("eyeBlinkLeft")]
+    np.testing.assert_allclose(blink, prof.apply(Take.load(path).blendshapes[:, 0])[:, ARKIT_NAMES.index("eyeBlinkLeft")],
+                               atol=1e-5)
+    assert np.abs(blink[:15]).mean() < np.abs(raw[:15]).mean()  # the relaxed start sits nearer 0
+    # a moving stretch is refused and the profile stays as it was
+    with pytest.raises(RuntimeError, match="calibration not changed"):
+        bpy.ops.facemesh.calibrate_neutral(filepath=str(path), start=0.5, duration=1.0)
+    assert PerformerProfile.load(tmp_path / "performer.json").neutral == prof.neutral
+    scene.facemesh.performer_path = ""
+
+
+def test_auto_map_and_bake_onto_a_character_with_other_names(scene, sample_take, tmp_path):
+    _take, path = sample_take
+    bpy.ops.mesh.primitive_cube_add()
+    char = bpy.context.active_object
+    char.name = "Character"
+    char.shape_key_add(name="Basis")
+    for name in ("Eye_Blink_L", "Eye_Blink_R", "Jaw_Open", "Mouth_Smile_L", "Mouth_Smile_R", "Brow_Raise_Inner_L",
+                 "Mouth_Funnel_Up_L", "Mouth_Funnel_Up_R", "Mouth_Funnel_Down_L", "Mouth_Funnel_Down_R", "Extra"):
+        char.shape_key_add(name=name)
+    assert bpy.ops.facemesh.auto_map(face=char.name) == {"FINISHED"}
+    f = scene.facemesh
+    pairs = {(m.source, m.target) for m in f.mappings}
+    assert ("eyeBlinkLeft", "Eye_Blink_L") in pairs and ("jawOpen", "Jaw_Open") in pairs
+    assert {t for s, t in pairs if s == "mouthFunnel"} >= {"Mouth_Funnel_Up_L", "Mouth_Funnel_Down_R"}
+    jaw = next(m for m in f.mappings if m.source == "jawOpen")
+    jaw.gain, jaw.clamp_max = 2.0, 0.5
+    # save, change, load: the list comes back
+    mp = tmp_path / "mapping.json"
+    assert bpy.ops.facemesh.mapping_save(filepath=str(mp)) == {"FINISHED"}
+    jaw.gain = 1.0
+    assert bpy.ops.facemesh.mapping_load(filepath=str(mp)) == {"FINISHED"}
+    assert next(m for m in f.mappings if m.source == "jawOpen").gain == 2.0
+    assert bpy.ops.facemesh.bake_take(filepath=str(path), face=char.name, rig="") == {"FINISHED"}
+    curves = _fcurves(char.data.shape_keys)
+    raw = Take.load(path).blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")]
+    _f, jaw_keys = _keys(curves.find('key_blocks["Jaw_Open"].value'))
+    np.testing.assert_allclose(jaw_keys, np.clip(2 * raw, 0, 0.5), atol=1e-5)
+    assert curves.find('key_blocks["Extra"].value') is None
+    f.target_mesh = None
+    f.mappings.clear()
+
+
+def test_bad_input_is_reported_not_raised(scene, sample_take, tmp_path):
     _take, path = sample_take
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"\x00" * 100)
     face = bpy.data.objects["FaceMesh Face"]
-    before = len(_fcurves(face.data.shape_keys))
+    before = [tuple(_keys(fc)[1][:5]) for fc in _fcurves(face.data.shape_keys)]
     with pytest.raises(RuntimeError, match="cannot bake"):
         bpy.ops.facemesh.bake_take(filepath=str(junk))
     bpy.ops.mesh.primitive_cube_add()
@@ -112,5 +292,34 @@ def test_bad_takes_and_targets_are_reported_not_raised_inside_blender(addon, sam
     with pytest.raises(RuntimeError, match="no shape keys"):
         bpy.ops.facemesh.bake_take(filepath=str(path), face=cube.name, rig="")
     with pytest.raises(RuntimeError, match="no target"):
-        bpy.ops.facemesh.bake_take(filepath=str(path), face="nope", rig="nope")
-    assert len(_fcurves(face.data.shape_keys)) == before
+        bpy.ops.facemesh.bake_take(filepath=str(path), face="nope")
+    with pytest.raises(RuntimeError, match="no shape keys"):
+        bpy.ops.facemesh.auto_map(face=cube.name)
+    bad_video = tmp_path / "broken.mp4"
+    bad_video.write_bytes(b"not a video" * 50)
+    with pytest.raises(RuntimeError, match="could not be decoded"):
+        bpy.ops.facemesh.process_video(filepath=str(bad_video))
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.facemesh.process_video(filepath=str(tmp_path / "missing.mp4"))
+    scene.facemesh.source, scene.facemesh.camera_index = "CAMERA", 9
+    with pytest.raises(RuntimeError, match="[Cc]amera"):
+        bpy.ops.facemesh.capture_start()
+    scene.facemesh.performer_path = str(junk)
+    with pytest.raises(RuntimeError, match="cannot bake"):
+        bpy.ops.facemesh.bake_take(filepath=str(path))
+    scene.facemesh.performer_path = ""
+    with pytest.raises(RuntimeError, match="start a live capture first"):
+        bpy.ops.facemesh.calibrate_neutral()
+    # nothing was half-baked along the way, and no capture was left running
+    assert [tuple(_keys(fc)[1][:5]) for fc in _fcurves(face.data.shape_keys)] == before
+    assert not _facemesh_threads()
+
+
+def test_missing_model_is_reported(scene, sample_clip, monkeypatch):
+    from blender_facemesh.blender import options
+
+    monkeypatch.setattr(options, "model_path", lambda context: "/nonexistent/face_landmarker.task")
+    with pytest.raises(RuntimeError, match="face_landmarker.task"):
+        bpy.ops.facemesh.process_video(filepath=str(sample_clip))
+    with pytest.raises(RuntimeError, match="face_landmarker.task"):
+        bpy.ops.facemesh.build_rig()

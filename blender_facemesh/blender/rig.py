@@ -11,8 +11,12 @@ from ..core.channels import ARKIT_NAMES
 
 RIG_NAME = "FaceMesh Rig"
 FACE_NAME = "FaceMesh Face"
-NECK, HEAD = "neck", "head"
+NECK, HEAD, EYE_L, EYE_R = "neck", "head", "eye.L", "eye.R"
 HEAD_BASE_Z = 1.55  # metres: a standing adult's neck top, so the rig sits where characters do
+FACE_OFFSET_Z = 0.08  # the canonical origin (head centre, behind the eyes) above the head bone's base
+# eye corners in the canonical mesh (performer's left eye = +x, like the character's left)
+EYE_CORNERS = {EYE_L: (362, 263), EYE_R: (33, 133)}
+EYEBALL_DEPTH = 0.012  # metres behind the corners' midpoint: an adult eyeball's centre
 
 
 def canonical_to_blender(vertices_cm: np.ndarray) -> np.ndarray:
@@ -21,8 +25,11 @@ def canonical_to_blender(vertices_cm: np.ndarray) -> np.ndarray:
 
 
 def build_rig(context, model) -> tuple[bpy.types.Object, bpy.types.Object]:
-    """Create the armature and the face mesh parented to the head bone; returns (rig, face)."""
+    """Create the armature (neck, head, eyes) and the face mesh parented to the head bone;
+    returns (rig, face)."""
     scene = context.scene
+    verts = canonical_to_blender(model.canonical_vertices)
+    face_origin = np.array([0.0, 0.0, HEAD_BASE_Z + FACE_OFFSET_Z])
     arm = bpy.data.armatures.new(RIG_NAME)
     rig = bpy.data.objects.new(RIG_NAME, arm)
     scene.collection.objects.link(rig)
@@ -36,11 +43,15 @@ def build_rig(context, model) -> tuple[bpy.types.Object, bpy.types.Object]:
     head.head, head.tail = (0, 0, HEAD_BASE_Z), (0, 0, HEAD_BASE_Z + 0.2)
     head.parent = neck
     head.use_connect = True
+    for name, (a, b) in EYE_CORNERS.items():
+        centre = face_origin + (verts[a] + verts[b]) / 2 + (0.0, EYEBALL_DEPTH, 0.0)
+        eye = arm.edit_bones.new(name)
+        eye.head, eye.tail = tuple(centre), tuple(centre + (0.0, -0.02, 0.0))
+        eye.parent = head
     bpy.ops.object.mode_set(mode="OBJECT")
     for pb in rig.pose.bones:
         pb.rotation_mode = "QUATERNION"
 
-    verts = canonical_to_blender(model.canonical_vertices)
     mesh = bpy.data.meshes.new(FACE_NAME)
     mesh.from_pydata([tuple(v) for v in verts], [], [tuple(int(i) for i in t) for t in model.triangles])
     uv = mesh.uv_layers.new(name="UVMap")
@@ -54,10 +65,10 @@ def build_rig(context, model) -> tuple[bpy.types.Object, bpy.types.Object]:
     for name in ARKIT_NAMES:
         face.shape_key_add(name=name, from_mix=False)
     # parent to the head bone and place the face on it: the canonical origin (the head's centre,
-    # about 4 cm behind the eyes) sits 8 cm above the head bone's base
+    # about 4 cm behind the eyes) sits FACE_OFFSET_Z above the head bone's base
     face.parent = rig
     face.parent_type = "BONE"
     face.parent_bone = HEAD
     context.view_layer.update()
-    face.matrix_world = Matrix.Translation((0.0, 0.0, HEAD_BASE_Z + 0.08))
+    face.matrix_world = Matrix.Translation(tuple(face_origin))
     return rig, face

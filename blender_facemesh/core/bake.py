@@ -26,6 +26,37 @@ class BakeCurves:
     blendshapes: np.ndarray   # (M, 52), NaN where a frame is left empty
     head_quaternion: np.ndarray  # (M, 4) w, x, y, z in Blender world axes, sign-continuous
     present: np.ndarray       # (M,) bool, a tracked face at (or next to) this frame
+    head_location: np.ndarray | None = None  # (M, 3) metres, Blender world axes, from the rest
+
+
+def pose_to_blender(head_matrices: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Head poses (N, 4, 4; canonical -> camera, cm) -> rotations as quaternions (N, 4) and
+    moves in metres (N, 3), both in Blender world axes and relative to ``rest`` (a 4x4 pose
+    that counts as 'no rotation, no move'; default: none, i.e. camera axes)."""
+    m = np.asarray(head_matrices, np.float64).reshape(-1, 4, 4)
+    rest = np.eye(4) if rest is None else np.asarray(rest, np.float64)
+    r_rest = rotation_part(rest)
+    c = CAMERA_TO_BLENDER
+    quats = np.array([matrix_to_quaternion(c @ (rotation_part(x) @ r_rest.T) @ c.T) for x in m])
+    loc = (m[:, :3, 3] - rest[:3, 3]) @ c.T * 0.01
+    return quats, loc
+
+
+def split_rotation(quats: np.ndarray, neck_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Share a rotation between neck and head: the neck turns ``neck_share`` of the way
+    (slerp from identity) and the head, its child, turns the rest, so together they give the
+    tracked rotation. Quaternions w, x, y, z, any sign."""
+    q = np.asarray(quats, np.float64).reshape(-1, 4)
+    q = q * np.where(q[:, :1] < 0, -1.0, 1.0)  # shortest arc
+    angle = 2 * np.arccos(np.clip(q[:, 0], -1, 1))
+    s = np.sin(angle / 2)
+    axis = np.divide(q[:, 1:], s[:, None], out=np.zeros_like(q[:, 1:]), where=s[:, None] > 1e-12)
+    half = angle * neck_share / 2
+    neck = np.concatenate([np.cos(half)[:, None], axis * np.sin(half)[:, None]], axis=1)
+    # head = neck^-1 * q: the same axis, the remaining angle
+    rest_half = angle * (1 - neck_share) / 2
+    head = np.concatenate([np.cos(rest_half)[:, None], axis * np.sin(rest_half)[:, None]], axis=1)
+    return neck, head
 
 
 def resample(t: np.ndarray, values: np.ndarray, present: np.ndarray, scene_fps: float,
@@ -64,20 +95,59 @@ def resample(t: np.ndarray, values: np.ndarray, present: np.ndarray, scene_fps: 
 
 
 def take_to_curves(take, scene_fps: float, frame_start: int = 1, face_id: int | None = None,
-                   missing: str = "HOLD", rest: np.ndarray | None = None) -> BakeCurves:
-    """Everything the baker writes for one face of a take. ``rest``: the head rotation (3x3,
-    camera space) that counts as 'no rotation'; default the first tracked frame's."""
+                   missing: str = "HOLD", rest: np.ndarray | None = None,
+                   profile=None) -> BakeCurves:
+    """Everything the baker writes for one face of a take. ``rest``: the head pose (4x4, camera
+    space, cm) that counts as 'no rotation, no move'; default the first tracked frame's.
+    ``profile``: a performer calibration whose ``apply`` maps raw scores to calibrated ones."""
     track = take.face_track(face_id)
     present = track["present"]
-    rots = np.array([rotation_part(m) if ok else np.eye(3) for m, ok in zip(track["head_matrix"], present)])
+    if not present.any():
+        raise ValueError("the take has no frame with a face: nothing to bake")
+    mats = np.where(present[:, None, None], track["head_matrix"], np.eye(4))
     if rest is None:
-        rest = rots[int(np.argmax(present))]
-    c = CAMERA_TO_BLENDER
-    quats = np.array([matrix_to_quaternion(c @ (r @ rest.T) @ c.T) for r in rots])
+        rest = mats[int(np.argmax(present))]
+    quats, loc = pose_to_blender(mats, rest)
     quats[present] = continuous_quaternions(quats[present])
-    merged = np.concatenate([np.nan_to_num(track["blendshapes"]), np.nan_to_num(quats)], axis=1)
+    scores = track["blendshapes"]
+    if profile is not None:
+        scores = profile.apply(scores)
+    merged = np.concatenate([np.nan_to_num(scores), np.nan_to_num(quats), np.nan_to_num(loc)], axis=1)
     frames, vals, near = resample(take.t, merged, present, scene_fps, frame_start, missing)
     # interpolating sign-continuous quaternions keeps them continuous; only the length drifts
-    q = vals[:, 52:]
+    q = vals[:, 52:56]
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    return BakeCurves(frames, vals[:, :52], q, near)
+    return BakeCurves(frames, vals[:, :52], q, near, vals[:, 56:59])
+
+
+def eye_quaternions(scores: np.ndarray) -> np.ndarray:
+    """(N, 52) scores -> (N, 2, 4) eye rotations (left, right) in Blender world axes at rest:
+    yaw about +Z toward the performer's left (+X), pitch up about -X."""
+    from .retarget import eye_rotations
+
+    scores = np.asarray(scores, np.float64).reshape(-1, 52)
+    ang = eye_rotations(np.nan_to_num(scores))
+    yaw, pitch = ang[..., 0] / 2, -ang[..., 1] / 2
+    # Rz(yaw) * Rx(pitch) as quaternions: (cz, 0, 0, sz) * (cx, sx, 0, 0)
+    cz, sz, cx, sx = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    q = np.stack([cz * cx, cz * sx, sz * sx, sz * cx], axis=-1)
+    q[np.isnan(scores).any(axis=1)] = np.nan  # no key where the frame is left empty
+    return q
+
+
+def rig_channels(quats: np.ndarray, loc: np.ndarray, scores: np.ndarray | None, neck_share: float = 0.3,
+                 use_location: bool = False, has_neck: bool = True) -> dict:
+    """What each bone role gets, in world axes: {'neck'|'head'|'eye_left'|'eye_right':
+    (quaternions (N, 4), location (N, 3) metres or None)}. Without a neck bone the head takes
+    the whole rotation and the location."""
+    out = {}
+    if has_neck:
+        neck, head = split_rotation(quats, neck_share)
+        out["neck"] = (neck, loc if use_location else None)
+        out["head"] = (head, None)
+    else:
+        out["head"] = (np.asarray(quats, np.float64), loc if use_location else None)
+    if scores is not None:
+        eyes = eye_quaternions(scores)
+        out["eye_left"], out["eye_right"] = (eyes[:, 0], None), (eyes[:, 1], None)
+    return out

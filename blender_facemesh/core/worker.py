@@ -367,3 +367,19 @@ def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
     if w <= width:
         return frame.copy()
     return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
+def track_take(source, settings: WorkerSettings | None = None, on_progress=None,
+               meta: dict | None = None):
+    """A whole (file) source into a Take, blocking; ``on_progress(done, total)`` every 10 frames."""
+    from .take import Take
+
+    settings = settings or WorkerSettings()
+    info = source.info
+    take = Take(info.fps, info.width, info.height, source=info.as_dict(),
+                meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict(), **(meta or {})})
+    for i, s in enumerate(CaptureWorker(source, settings).start(), 1):
+        take.append(s)
+        if on_progress is not None and i % 10 == 0:
+            on_progress(i, info.frame_count)
+    return take

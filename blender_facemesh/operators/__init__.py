@@ -1,9 +1,15 @@
-"""Operators, one per module; registered in order, unregistered in reverse."""
+"""Operators, one job per module; registered in order, unregistered in reverse."""
 
+from .auto_map import FACEMESH_OT_auto_map, FACEMESH_OT_mapping_load, FACEMESH_OT_mapping_save
 from .bake_take import FACEMESH_OT_bake_take
 from .build_rig import FACEMESH_OT_build_rig
+from .calibrate_neutral import FACEMESH_OT_calibrate_neutral
+from .capture import FACEMESH_OT_capture_start, FACEMESH_OT_capture_stop
+from .process_video import FACEMESH_OT_process_video
 
-classes = (FACEMESH_OT_build_rig, FACEMESH_OT_bake_take)
+classes = (FACEMESH_OT_build_rig, FACEMESH_OT_bake_take, FACEMESH_OT_capture_start, FACEMESH_OT_capture_stop,
+           FACEMESH_OT_process_video, FACEMESH_OT_calibrate_neutral, FACEMESH_OT_auto_map,
+           FACEMESH_OT_mapping_save, FACEMESH_OT_mapping_load)
 
 
 def register():

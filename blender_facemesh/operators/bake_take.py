@@ -2,47 +2,47 @@ import bpy
 
 
 class FACEMESH_OT_bake_take(bpy.types.Operator):
-    """Bake a saved take (.npz or .json) into keyframes on the face's shape keys and the head bone"""
+    """Bake a saved take (.npz or .json) onto the targets: shape keys through the mapping,
+    head, neck and eye bones; re-baking replaces the keys"""
 
     bl_idname = "facemesh.bake_take"
     bl_label = "Bake Take"
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: bpy.props.StringProperty(name="Take", subtype="FILE_PATH")
-    face: bpy.props.StringProperty(name="Face Mesh", default="FaceMesh Face")
-    rig: bpy.props.StringProperty(name="Armature", default="FaceMesh Rig")
-    head_bone: bpy.props.StringProperty(name="Head Bone", default="head")
-    missing: bpy.props.EnumProperty(
-        name="Frames Without a Face",
-        items=[("HOLD", "Hold", "Keep the last tracked value"),
-               ("BLEND", "Blend", "Interpolate across the gap"),
-               ("EMPTY", "Leave Empty", "No keys where the face was lost")],
-        default="HOLD")
+    filepath: bpy.props.StringProperty(name="Take", subtype="FILE_PATH",
+                                       description="Take file; empty: the scene's most recent take")
+    face: bpy.props.StringProperty(name="Face Mesh", description="Target mesh; empty: the scene's target")
+    rig: bpy.props.StringProperty(name="Armature", description="Target armature; empty: the scene's target")
+    filter_glob: bpy.props.StringProperty(default="*.npz;*.json", options={"HIDDEN"})
 
     def execute(self, context):
-        from ..blender.bake import bake_take
+        from ..blender.takes import bake_with_scene, describe
+        from ..blender.targets import TargetError
+        from ..core.calibration import CalibrationError
         from ..core.take import Take, TakeError
 
-        face = bpy.data.objects.get(self.face) if self.face else None
-        rig = bpy.data.objects.get(self.rig) if self.rig else None
-        if face is None and rig is None:
-            self.report({"ERROR"}, f"no target: neither {self.face!r} nor {self.rig!r} exists; "
-                                   "build the capture rig or name your own mesh and armature")
-            return {"CANCELLED"}
-        if face is not None and (face.type != "MESH" or face.data.shape_keys is None):
-            self.report({"ERROR"}, f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
-            return {"CANCELLED"}
-        if rig is not None and (rig.type != "ARMATURE" or self.head_bone not in rig.pose.bones):
-            self.report({"ERROR"}, f"{rig.name} is not an armature with a bone named {self.head_bone!r}")
+        s = context.scene.facemesh
+        for attr, kind, prop in (("face", "MESH", "target_mesh"), ("rig", "ARMATURE", "target_rig")):
+            name = getattr(self, attr)
+            if name:
+                obj = bpy.data.objects.get(name)
+                if obj is None or obj.type != kind:
+                    self.report({"ERROR"}, f"no target: there is no {kind.lower()} named {name!r}; "
+                                           "build the capture rig or pick your own mesh and armature")
+                    return {"CANCELLED"}
+                setattr(s, prop, obj)
+        path = self.filepath or s.last_take
+        if not path:
+            self.report({"ERROR"}, "no take to bake: pick a take file, or record or process one first")
             return {"CANCELLED"}
         try:
-            take = Take.load(bpy.path.abspath(self.filepath))
-            done = bake_take(context, take, face, rig, self.head_bone, missing=self.missing)
-        except (TakeError, ValueError) as exc:
+            take = Take.load(bpy.path.abspath(path))
+            done = bake_with_scene(context, take)
+        except (TakeError, TargetError, CalibrationError, ValueError) as exc:
             self.report({"ERROR"}, f"cannot bake: {exc}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"baked {done['frames']} frames: {done['shape_keys']} shape-key keys, "
-                              f"{done['head']} head keys")
+        s.last_take = path
+        self.report({"INFO"}, describe(done))
         return {"FINISHED"}
 
     def invoke(self, context, event):

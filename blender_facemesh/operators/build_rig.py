@@ -9,11 +9,12 @@ class FACEMESH_OT_build_rig(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
+        from ..blender.options import model_path
         from ..blender.rig import build_rig
         from ..core.model import ModelError, load_model
 
         try:
-            model = load_model()
+            model = load_model(model_path(context))
         except ModelError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

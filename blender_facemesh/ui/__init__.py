@@ -1,6 +1,10 @@
-"""Blender classes of this package; filled in with the Blender add-on (issue 3)."""
+"""The sidebar panel (3D viewport, N panel, tab "FaceMesh") and the mapping list."""
 
-classes = ()
+from .panel import (FACEMESH_PT_bake, FACEMESH_PT_capture, FACEMESH_PT_mapping, FACEMESH_PT_performer,
+                    FACEMESH_PT_target, FACEMESH_UL_mappings)
+
+classes = (FACEMESH_UL_mappings, FACEMESH_PT_capture, FACEMESH_PT_performer, FACEMESH_PT_target,
+           FACEMESH_PT_mapping, FACEMESH_PT_bake)
 
 
 def register():

@@ -1,0 +1,241 @@
+"""Live capture on Blender's side: a timer drains the worker, drives the targets, refreshes
+the preview image and, when recording stops, saves and bakes the take.
+
+One capture at a time, held in module state so the panel, the operators, the load handler
+and ``unregister()`` all see (and can stop) the same one. Nothing here blocks: ``tick()``
+takes a fraction of a millisecond (see bench/live.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from ..core.bake import pose_to_blender, rig_channels
+from ..core.live import LiveSession
+from ..core.preview import draw_landmarks, to_blender_pixels
+from ..core.worker import WorkerError
+from . import options
+from .takes import save_and_bake, save_profile
+from .targets import FaceWriter, RigWriter
+
+INTERVAL = 1 / 60   # seconds between ticks: under a 30 fps camera's frame time, so latency stays low
+PREVIEW_IMAGE = "FaceMesh Preview"
+
+
+class _State:
+    session: LiveSession | None = None
+    face: FaceWriter | None = None
+    rig: RigWriter | None = None
+    profile = None
+    rest: np.ndarray | None = None
+    neck_share = 0.3
+    use_location = False
+    scene_name = ""
+    next_preview = 0.0
+    preview_every = 0.25
+    bake_on_stop = True
+    message = ""                        # last thing worth telling the user (shown in the panel)
+    tick_seconds: deque = deque(maxlen=2000)
+
+
+state = _State()
+
+
+def running() -> bool:
+    return state.session is not None
+
+
+def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSession:
+    """Start a live capture from an opened source. Raises TargetError for a bad target."""
+    if state.session is not None:
+        raise RuntimeError("a capture is already running: stop it first")
+    scene = context.scene
+    face, rig = options.targets(scene)
+    prof = options.profile(scene)
+    face_writer = FaceWriter(face, options.mapping(scene, face)) if face is not None else None
+    rig_writer = RigWriter(rig, options.bones(scene)) if rig is not None else None
+    settings = settings or options.worker_settings(context, preview=True)
+    prefs = options.preferences(context)
+    rate = prefs.preview_rate if prefs is not None else 4.0
+    session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg,
+                                                  "filters": settings.filters.as_dict()})
+    state.session, state.face, state.rig, state.profile = session, face_writer, rig_writer, prof
+    state.rest = np.asarray(prof.head_rest, np.float64) if prof is not None and prof.head_rest is not None else None
+    state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
+    state.scene_name = scene.name
+    state.preview_every = 1.0 / rate if rate > 0 else float("inf")
+    state.next_preview = 0.0
+    state.bake_on_stop = bake_on_stop
+    state.message = "starting the tracker..."
+    state.tick_seconds.clear()
+    session.start()
+    if scene.facemesh.recording:
+        session.start_recording()
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=0.0)
+    return session
+
+
+def _scene():
+    return bpy.data.scenes.get(state.scene_name) or bpy.context.scene
+
+
+def tick() -> float | None:
+    """The timer function: returns the next interval, or None when the capture is over."""
+    session = state.session
+    if session is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        sample = session.poll()
+    except WorkerError as exc:
+        state.message = f"capture stopped: {exc}"
+        stop()
+        return None
+    if sample is not None:
+        if sample.faces:
+            apply_face(sample.faces[0])
+            session.applied(sample)
+        if sample.frame is not None and t0 >= state.next_preview:
+            state.next_preview = t0 + state.preview_every
+            update_preview(sample)
+        state.message = ""
+    stretch = session.collected()
+    if stretch is not None:
+        _finish_neutral(stretch)
+    state.tick_seconds.append(time.perf_counter() - t0)
+    if not session.running and session.worker.finished:
+        reason = session.worker.end_reason
+        stop()
+        state.message = state.message or f"capture ended ({reason})"
+        return None
+    return INTERVAL
+
+
+def apply_face(face) -> None:
+    """Put one tracked face on the targets (main thread)."""
+    scores = face.blendshapes[None]
+    if state.profile is not None:
+        scores = state.profile.apply(scores)
+    if state.face is not None:
+        state.face.apply(scores)
+    if state.rig is not None:
+        if state.rest is None:
+            state.rest = np.asarray(face.head_matrix, np.float64)  # first face seen = rest
+        quats, loc = pose_to_blender(face.head_matrix[None], state.rest)
+        state.rig.apply(rig_channels(quats, loc, scores, state.neck_share, state.use_location,
+                                     state.rig.has_neck))
+
+
+def update_preview(sample) -> None:
+    frame = draw_landmarks(sample.frame, [f.landmarks for f in sample.faces])
+    h, w = frame.shape[:2]
+    img = bpy.data.images.get(PREVIEW_IMAGE)
+    if img is None:
+        img = bpy.data.images.new(PREVIEW_IMAGE, w, h)
+    elif tuple(img.size) != (w, h):
+        img.scale(w, h)
+    img.pixels.foreach_set(to_blender_pixels(frame))
+    img.update()
+    _redraw()
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm else ():
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "IMAGE_EDITOR"):
+                area.tag_redraw()
+
+
+def set_recording(context, on: bool) -> None:
+    """The Record toggle: starting opens a new take; stopping saves and bakes it."""
+    session = state.session
+    if session is None:
+        return
+    if on and not session.recording:
+        session.start_recording()
+        state.message = "recording"
+    elif not on and session.recording:
+        state.message = save_and_bake(session.stop_recording(), context.scene)["message"]
+
+
+def stop(save_only: bool = False) -> dict:
+    """End the capture. A recording in progress is saved (and baked unless ``save_only``):
+    recorded frames are never dropped. Safe to call at any time."""
+    session = state.session
+    if session is None:
+        return {}
+    state.session = None
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    take = session.stop()
+    out = {"frames_seen": session.frames_seen, "dropped": session.frames_dropped}
+    scene = _scene()
+    if scene is not None and getattr(scene, "facemesh", None) is not None and scene.facemesh.recording:
+        scene.facemesh["recording"] = False  # without running the update callback again
+    if take is not None:
+        out.update(save_and_bake(take, scene, bake=not save_only and state.bake_on_stop))
+        state.message = out["message"]
+    state.face = state.rig = None
+    return out
+
+
+def _finish_neutral(stretch) -> None:
+    from ..core.calibration import CalibrationError, calibrate_neutral
+
+    scene = _scene()
+    faces = [s.faces[0] for s in stretch if s.faces]
+    present = np.array([bool(s.faces) for s in stretch])
+    scores = np.array([s.faces[0].blendshapes if s.faces else np.full(52, np.nan) for s in stretch])
+    mats = np.array([s.faces[0].head_matrix if s.faces else np.full((4, 4), np.nan) for s in stretch])
+    try:
+        base = options.profile(scene) if scene.facemesh.performer_path else None
+    except ValueError:
+        base = None
+    try:
+        prof = calibrate_neutral(scores, mats, present, base=base)
+    except CalibrationError as exc:
+        state.message = f"neutral not taken: {exc}"
+        return
+    path = save_profile(scene, prof)
+    state.profile = prof if scene.facemesh.use_calibration else None
+    state.rest = np.asarray(prof.head_rest, np.float64) if prof.head_rest is not None else state.rest
+    state.message = f"neutral taken from {len(faces)} frames; saved to {path}"
+
+
+def status() -> dict:
+    """What the panel shows."""
+    s = state.session
+    ticks = np.asarray(state.tick_seconds) * 1000.0
+    if s is None:
+        return {"running": False, "message": state.message}
+    return {"running": True, "recording": s.recording, "fps": s.fps, "latency_ms": s.latency_ms,
+            "face": s.face_found, "delegate": s.delegate, "delegate_reason": s.delegate_reason,
+            "dropped": s.frames_dropped, "frames": s.frames_seen,
+            "recorded": len(s.take) if s.take is not None else 0,
+            "tick_ms": float(np.median(ticks)) if len(ticks) else 0.0, "message": state.message,
+            "collecting": s.collecting}
+
+
+@persistent
+def on_load_pre(*_args) -> None:
+    """Opening another file ends the capture; a recording is saved, not baked into a scene
+    that is going away."""
+    stop(save_only=True)
+
+
+def register() -> None:
+    if on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(on_load_pre)
+
+
+def unregister() -> None:
+    stop(save_only=True)
+    if on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(on_load_pre)

@@ -1,0 +1,67 @@
+"""Saving takes and performer profiles next to the .blend, and baking a finished take with the
+scene's settings: shared by live capture, video processing and the bake operator."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import bpy
+
+from . import options
+from .targets import TargetError
+
+
+def save_take(take, scene, stem: str = "take") -> Path:
+    folder = options.take_dir(scene) if scene is not None else Path(tempfile.gettempdir()) / "facemesh_takes"
+    path = take.save(folder / f"{stem}_{datetime.now():%Y%m%d_%H%M%S_%f}.npz")
+    if scene is not None:
+        scene.facemesh.last_take = str(path)
+    return path
+
+
+def bake_with_scene(context, take, scene=None) -> dict:
+    """Bake with the scene's targets and settings; raises TargetError/ValueError untouched."""
+    from .bake import bake_take
+
+    scene = scene or context.scene
+    done = bake_take(context, take, **options.bake_kwargs(scene))
+    if done.get("replay_error_mm") is not None:
+        scene.facemesh.replay_error_mm = done["replay_error_mm"]
+    return done
+
+
+def describe(done: dict) -> str:
+    text = f"baked {done['frames']} frames ({done['shape_keys']} shape-key keys, {done['bones']} bone keys)"
+    if done.get("replay_error_mm") is not None:
+        text += f"; shape keys fitted, replay error {done['replay_error_mm']:.2f} mm RMS"
+    return text
+
+
+def save_and_bake(take, scene, bake: bool = True) -> dict:
+    """Save first (the frames are safe on disk whatever happens next), then bake. Never raises
+    for a bad target: the message says what went wrong."""
+    if take is None:
+        return {"message": ""}
+    path = save_take(take, scene)
+    out = {"take": str(path), "frames": len(take), "message": f"saved {len(take)} frames to {path.name}"}
+    if bake and scene is not None:
+        try:
+            done = bake_with_scene(bpy.context, take, scene)
+        except (TargetError, ValueError) as exc:
+            out["message"] += f"; not baked: {exc}"
+        else:
+            out.update(done)
+            out["message"] += "; " + describe(done)
+    return out
+
+
+def save_profile(scene, prof) -> Path:
+    """Write the performer profile to the scene's performer path (set to a default if empty)."""
+    s = scene.facemesh
+    if not s.performer_path:
+        s.performer_path = "//performer.json" if bpy.data.filepath else str(options.take_dir(scene) / "performer.json")
+    path = Path(bpy.path.abspath(s.performer_path))
+    prof.save(path)
+    return path

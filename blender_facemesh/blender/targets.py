@@ -1,0 +1,107 @@
+"""The user's targets as writers: a face mesh's shape keys and an armature's bones.
+
+Both the live preview (one frame per timer tick) and baking (whole curves) go through these,
+so live and baked results agree. Everything is resolved once (key blocks, pose bones, rest
+axes) because the live path runs every tick.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..core.geometry import matrix_to_quaternion, quaternion_to_matrix
+from .keyframes import ensure_channelbag, write_curve
+
+ROLES = ("neck", "head", "eye_left", "eye_right")
+
+
+class TargetError(ValueError):
+    """A target that cannot take the animation; the message says how to fix it."""
+
+
+class FaceWriter:
+    """Mapped scores onto a mesh's shape keys."""
+
+    def __init__(self, face, mapping):
+        keys = face.data.shape_keys if face.type == "MESH" else None
+        if keys is None or len(keys.key_blocks) < 2:
+            raise TargetError(f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
+        self.face, self.mapping, self.keys = face, mapping, keys
+        self.names, _ = mapping.apply(np.zeros((1, 52)))
+        missing = [n for n in self.names if n not in keys.key_blocks]
+        if missing:
+            raise TargetError(f"{face.name} has no shape key {missing[0]!r} that the mapping names; "
+                              "run Auto Map again or edit the mapping")
+        self.blocks = [keys.key_blocks[n] for n in self.names]
+
+    def apply(self, scores: np.ndarray) -> None:
+        _, values = self.mapping.apply(np.asarray(scores).reshape(1, -1))
+        for kb, v in zip(self.blocks, values[0].tolist()):
+            if v == v:  # not NaN
+                kb.value = v
+
+    def bake(self, frames: np.ndarray, scores: np.ndarray, action_name: str) -> int:
+        names, values = self.mapping.apply(scores)
+        bag = ensure_channelbag(self.keys, f"{action_name} (shape keys)")
+        n = 0
+        for name, col in zip(names, values.T):
+            path = f'key_blocks["{bpy.utils.escape_identifier(name)}"].value'
+            n += write_curve(bag, path, 0, frames, col, "Shape Keys")
+        return n
+
+
+class RigWriter:
+    """Head, neck and eye rotations (world axes at rest) onto an armature's pose bones."""
+
+    def __init__(self, rig, bones: dict):
+        if rig.type != "ARMATURE":
+            raise TargetError(f"{rig.name} is not an armature")
+        if not bones.get("head") or bones["head"] not in rig.pose.bones:
+            raise TargetError(f"{rig.name} has no bone named {bones.get('head')!r}: set the head bone")
+        self.rig = rig
+        self.bones = {role: name for role, name in bones.items() if name and name in rig.pose.bones}
+        world = np.array(rig.matrix_world.to_3x3())
+        self.rest = {}
+        for role, name in self.bones.items():
+            r = world @ np.array(rig.data.bones[name].matrix_local.to_3x3())
+            self.rest[role] = r / np.linalg.norm(r, axis=0, keepdims=True)
+            rig.pose.bones[name].rotation_mode = "QUATERNION"
+
+    @property
+    def has_neck(self) -> bool:
+        return "neck" in self.bones
+
+    def _local(self, role: str, quats: np.ndarray) -> np.ndarray:
+        r = self.rest[role]
+        out = np.empty_like(quats)
+        for i, q in enumerate(quats):
+            out[i] = np.nan if np.isnan(q).any() else matrix_to_quaternion(r.T @ quaternion_to_matrix(q) @ r)
+        return out
+
+    def apply(self, channels: dict) -> None:
+        """One frame: ``channels`` as from core.bake.rig_channels with N = 1."""
+        for role, (quats, loc) in channels.items():
+            if role not in self.bones or np.isnan(quats[0]).any():
+                continue
+            pb = self.rig.pose.bones[self.bones[role]]
+            pb.rotation_quaternion = self._local(role, quats[:1])[0].tolist()
+            if loc is not None:
+                pb.location = (self.rest[role].T @ loc[0]).tolist()
+
+    def bake(self, frames: np.ndarray, channels: dict, action_name: str) -> int:
+        bag = ensure_channelbag(self.rig, f"{action_name} (pose)")
+        n = 0
+        for role, (quats, loc) in channels.items():
+            if role not in self.bones:
+                continue
+            name = self.bones[role]
+            base = f'pose.bones["{bpy.utils.escape_identifier(name)}"]'
+            q = self._local(role, quats)
+            for i in range(4):
+                n += write_curve(bag, f"{base}.rotation_quaternion", i, frames, q[:, i], name)
+            if loc is not None:
+                local = loc @ self.rest[role]  # rows: rest.T @ loc
+                for i in range(3):
+                    n += write_curve(bag, f"{base}.location", i, frames, local[:, i], name)
+        return n

@@ -1,0 +1,88 @@
+import bpy
+
+
+class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
+    """Calibrate the performer: a relaxed-face stretch gives each channel's zero (Neutral), a
+    take with full expressions gives each channel's full value (Range). Saved to the performer
+    file and applied to later bakes"""
+
+    bl_idname = "facemesh.calibrate_neutral"
+    bl_label = "Calibrate Performer"
+
+    filepath: bpy.props.StringProperty(
+        name="Take or Video", subtype="FILE_PATH",
+        description="A take (.npz/.json) or video to calibrate from; empty: the running live capture")
+    mode: bpy.props.EnumProperty(
+        name="Mode", default="NEUTRAL",
+        items=[("NEUTRAL", "Neutral", "A stretch of relaxed face, looking at the camera"),
+               ("RANGE", "Range", "A take showing each expression at its fullest")])
+    start: bpy.props.FloatProperty(name="Start (s)", min=0.0, default=0.0)
+    duration: bpy.props.FloatProperty(name="Length (s)", min=0.0, default=0.0,
+                                      description="0: the scene's neutral length")
+
+    def execute(self, context):
+        from ..blender import live
+        from ..blender.takes import save_profile
+        from ..core.calibration import CalibrationError, PerformerProfile
+
+        s = context.scene.facemesh
+        seconds = self.duration or s.neutral_seconds
+        if not self.filepath:
+            if self.mode != "NEUTRAL" or not live.running():
+                self.report({"ERROR"}, "start a live capture first, or pick a take or video to calibrate from")
+                return {"CANCELLED"}
+            live.state.session.collect(seconds)
+            self.report({"INFO"}, f"hold a relaxed face, looking at the camera, for {seconds:.1f} s")
+            return {"FINISHED"}
+        try:
+            take = self._load(context, bpy.path.abspath(self.filepath),
+                              None if self.mode == "RANGE" else self.start + seconds + 0.5)
+            base = None
+            if s.performer_path:
+                try:
+                    base = PerformerProfile.load(bpy.path.abspath(s.performer_path))
+                except CalibrationError:
+                    base = None  # a new performer file replaces a broken one
+            prof = self._calibrate(take, base, seconds)
+        except (CalibrationError, ValueError) as exc:
+            self.report({"ERROR"}, f"calibration not changed: {exc}")
+            return {"CANCELLED"}
+        path = save_profile(context.scene, prof)
+        if live.running():
+            live.state.profile = prof if s.use_calibration else None
+        self.report({"INFO"}, f"performer {self.mode.lower()} calibrated from {prof.frames} frames; saved to {path}")
+        return {"FINISHED"}
+
+    def _load(self, context, path, until_s):
+        """A take file as is, or a video tracked now (only as far as the stretch needs)."""
+        from ..blender import options
+        from ..core.sources import FrameRange, SourceError, VideoFileSource
+        from ..core.take import Take, TakeError
+        from ..core.worker import track_take
+
+        if path.lower().endswith((".npz", ".json")):
+            try:
+                return Take.load(path)
+            except TakeError as exc:
+                raise ValueError(str(exc)) from exc
+        try:
+            src = VideoFileSource(path)
+            if until_s is not None:
+                src = FrameRange(src, 0, int(until_s * src.info.fps))
+        except SourceError as exc:
+            raise ValueError(str(exc)) from exc
+        return track_take(src, options.worker_settings(context))
+
+    def _calibrate(self, take, base, seconds):
+        from ..core.calibration import calibrate_range, neutral_from_take
+
+        if self.mode == "NEUTRAL":
+            prof = neutral_from_take(take, start_s=self.start, duration_s=seconds)
+            if base is not None:
+                prof.high = list(base.high)
+                prof.name = base.name
+            return prof
+        if base is None:
+            raise ValueError("calibrate the neutral first: the range is measured from it")
+        track = take.face_track()
+        return calibrate_range(track["blendshapes"], track["present"], base)

@@ -1,0 +1,94 @@
+import bpy
+
+
+def _open_live_source(context):
+    """The scene's live source, opened now so a missing camera or file is reported at once."""
+    from ..core.sources import CameraSource, SimulatedLiveSource
+
+    s = context.scene.facemesh
+    if s.source == "CAMERA":
+        return CameraSource(s.camera_index)
+    if not s.video_path:
+        raise ValueError("pick a video file to play as a live source")
+    return SimulatedLiveSource(bpy.path.abspath(s.video_path))
+
+
+class FACEMESH_OT_capture_start(bpy.types.Operator):
+    """Start tracking the camera (or a video played as live) and drive the targets live.
+    Esc or Stop ends it; a recording in progress is saved and baked"""
+
+    bl_idname = "facemesh.capture_start"
+    bl_label = "Start Capture"
+
+    @classmethod
+    def poll(cls, context):
+        from ..blender import live
+
+        return not live.running()
+
+    def execute(self, context):
+        from ..blender import live
+        from ..blender.targets import TargetError
+        from ..core.calibration import CalibrationError
+        from ..core.sources import SourceError
+
+        from ..blender import options
+
+        err = options.check_model(context)
+        if err:
+            self.report({"ERROR"}, err)
+            return {"CANCELLED"}
+        if context.scene.facemesh.source == "VIDEO":
+            self.report({"ERROR"}, "the source is a video file: use Process Video, or pick Camera / Video as Live")
+            return {"CANCELLED"}
+        try:
+            source = _open_live_source(context)
+        except (SourceError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        try:
+            live.start(context, source)
+        except (TargetError, CalibrationError, RuntimeError) as exc:
+            source.close()
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"capturing from {source.info.name}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        if self.execute(context) != {"FINISHED"}:
+            return {"CANCELLED"}
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        """Only watches for Esc and for the capture ending; the timer does the work."""
+        from ..blender import live
+
+        if not live.running():
+            return {"FINISHED"}
+        if event.type == "ESC" and event.value == "PRESS":
+            done = live.stop()
+            self.report({"INFO"}, done.get("message") or "capture stopped")
+            return {"FINISHED"}
+        return {"PASS_THROUGH"}
+
+
+class FACEMESH_OT_capture_stop(bpy.types.Operator):
+    """Stop the live capture; a recording in progress is saved and baked"""
+
+    bl_idname = "facemesh.capture_stop"
+    bl_label = "Stop Capture"
+
+    @classmethod
+    def poll(cls, context):
+        from ..blender import live
+
+        return live.running()
+
+    def execute(self, context):
+        from ..blender import live
+
+        done = live.stop()
+        self.report({"INFO"}, done.get("message") or f"capture stopped after {done.get('frames_seen', 0)} frames")
+        return {"FINISHED"}

@@ -1,0 +1,180 @@
+import bpy
+
+
+class _Job:
+    """One video through the worker into a take. File sources never drop frames."""
+
+    def __init__(self, context, path, start, end):
+        from ..blender import options
+        from ..core.sources import FrameRange, VideoFileSource
+        from ..core.take import Take
+        from ..core.worker import CaptureWorker
+
+        source = FrameRange(VideoFileSource(path), start, end)
+        settings = options.worker_settings(context)
+        info = source.info
+        self.total = info.frame_count or 0
+        self.take = Take(info.fps, info.width, info.height, source={**info.as_dict(), "start_frame": start},
+                         meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict()})
+        self.worker = CaptureWorker(source, settings).start()
+
+    def step(self) -> bool:
+        """Move finished samples into the take; True once the whole file is done."""
+        running = self.worker.running  # read first: once stopped, everything is already queued
+        for s in self.worker.drain():
+            self.take.append(s)
+        return self.worker.finished or not running
+
+    def run(self, on_progress) -> None:
+        """Blocking: the whole file (for scripts and headless Blender)."""
+        for i, s in enumerate(self.worker, 1):
+            self.take.append(s)
+            if i % 10 == 0:
+                on_progress(self.progress)
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, len(self.take) / self.total) if self.total else 0.0
+
+    def cancel(self):
+        self.worker.stop()
+
+
+class FACEMESH_OT_process_video(bpy.types.Operator):
+    """Track every frame of a video file, save the take, and bake it onto the targets.
+    Esc cancels (nothing is written)"""
+
+    bl_idname = "facemesh.process_video"
+    bl_label = "Process Video"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="Video", subtype="FILE_PATH")
+    frame_start: bpy.props.IntProperty(name="First Frame", min=0, default=0,
+                                       description="First video frame to track (0-based)")
+    frame_end: bpy.props.IntProperty(name="Last Frame", min=-1, default=-1,
+                                     description="Last video frame to track (-1: to the end)")
+    face: bpy.props.StringProperty(name="Face Mesh", description="Target mesh; empty: the scene's target")
+    rig: bpy.props.StringProperty(name="Armature", description="Target armature; empty: the scene's target")
+    bake: bpy.props.BoolProperty(name="Bake", default=True)
+
+    _job = None
+    _timer = None
+
+    def _start(self, context):
+        from ..core.sources import SourceError
+        from ..core.worker import WorkerError  # noqa: F401  (raised later by step)
+
+        path = bpy.path.abspath(self.filepath or context.scene.facemesh.video_path)
+        if not path:
+            self.report({"ERROR"}, "pick a video file to process")
+            return False
+        from ..blender import options
+
+        err = options.check_model(context) or self._check_targets(context)
+        if err:
+            self.report({"ERROR"}, err)
+            return False
+        try:
+            self._job = _Job(context, path, self.frame_start, None if self.frame_end < 0 else self.frame_end)
+        except SourceError as exc:
+            self.report({"ERROR"}, str(exc))
+            return False
+        return True
+
+    def _check_targets(self, context):
+        """Named targets override the scene's; a name that does not exist is an error."""
+        s = context.scene.facemesh
+        for attr, kind in (("face", "MESH"), ("rig", "ARMATURE")):
+            name = getattr(self, attr)
+            if not name:
+                continue
+            obj = bpy.data.objects.get(name)
+            if obj is None or obj.type != kind:
+                return f"no {kind.lower()} object named {name!r}"
+            setattr(s, "target_mesh" if attr == "face" else "target_rig", obj)
+        return ""
+
+    def _finish(self, context):
+        from ..blender.takes import bake_with_scene, describe, save_take
+        from ..blender.targets import TargetError
+        from ..core.calibration import CalibrationError
+
+        take = self._job.take
+        if not len(take) or not take.face_present.any():
+            self.report({"ERROR"}, f"no face found in {len(take)} frames of the video: nothing to bake; "
+                                   "check the video shows a face, lit and facing the camera")
+            return {"CANCELLED"}
+        path = save_take(take, context.scene, stem="video")
+        if not self.bake:
+            self.report({"INFO"}, f"saved {len(take)} frames to {path}")
+            return {"FINISHED"}
+        try:
+            done = bake_with_scene(context, take)
+        except (TargetError, CalibrationError, ValueError) as exc:
+            self.report({"ERROR"}, f"saved the take to {path.name} but could not bake: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{describe(done)}; take saved to {path.name}")
+        return {"FINISHED"}
+
+    def execute(self, context):
+        """Scripts and headless runs: the same work, blocking, with progress in the console."""
+        from ..core.worker import WorkerError
+
+        if not self._start(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        wm.progress_begin(0, 100)
+        try:
+            self._job.run(lambda p: wm.progress_update(int(p * 100)))
+        except WorkerError as exc:
+            self.report({"ERROR"}, f"tracking failed: {exc}")
+            return {"CANCELLED"}
+        finally:
+            wm.progress_end()
+        return self._finish(context)
+
+    def invoke(self, context, event):
+        if not self._start(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _status(self, context, text):
+        if context.workspace is not None:
+            context.workspace.status_text_set(text)
+
+    def _end_modal(self, context):
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        self._status(context, None)
+
+    def modal(self, context, event):
+        from ..core.worker import WorkerError
+
+        if event.type == "ESC":
+            self._job.cancel()
+            self._end_modal(context)
+            self.report({"WARNING"}, "video processing cancelled; nothing was baked")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            done = self._job.step()
+        except WorkerError as exc:
+            self._end_modal(context)
+            self.report({"ERROR"}, f"tracking failed: {exc}")
+            return {"CANCELLED"}
+        p = self._job.progress
+        context.window_manager.progress_update(int(p * 100))
+        self._status(context, f"FaceMesh: tracking {len(self._job.take)}/{self._job.total or '?'} frames "
+                              f"({p:.0%}), Esc to cancel")
+        if not done:
+            return {"RUNNING_MODAL"}
+        self._end_modal(context)
+        return self._finish(context)

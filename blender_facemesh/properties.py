@@ -1,0 +1,100 @@
+"""Per-scene settings (``scene.facemesh``): source, targets, mapping list, calibration, baking.
+
+They live on the scene so they are saved with the .blend and differ per shot; machine-wide
+choices (model file, delegate, filters) are add-on preferences instead (preferences.py).
+"""
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
+                       IntProperty, PointerProperty, StringProperty)
+
+MISSING_ITEMS = [("HOLD", "Hold", "Keep the last tracked value through frames without a face"),
+                 ("BLEND", "Blend", "Interpolate across frames without a face"),
+                 ("EMPTY", "Leave Empty", "No keys where the face was lost")]
+SOURCE_ITEMS = [("CAMERA", "Camera", "A webcam, by its number"),
+                ("SIMULATED", "Video as Live", "Play a video file at real-time pace as if it were a camera"),
+                ("VIDEO", "Video File", "Process every frame of a video file")]
+
+
+def _is_mesh(_self, obj):
+    return obj.type == "MESH"
+
+
+def _is_armature(_self, obj):
+    return obj.type == "ARMATURE"
+
+
+def _recording_changed(self, context):
+    from .blender import live
+
+    live.set_recording(context, self.recording)
+
+
+class FACEMESH_PG_mapping(bpy.types.PropertyGroup):
+    """One channel of the retarget: an ARKit score onto one shape key of the target."""
+
+    source: StringProperty(name="Channel", description="ARKit channel the value comes from")
+    target: StringProperty(name="Shape Key", description="Shape key on the target mesh")
+    gain: FloatProperty(name="Gain", default=1.0, soft_min=0.0, soft_max=3.0)
+    offset: FloatProperty(name="Offset", default=0.0, soft_min=-1.0, soft_max=1.0)
+    clamp_min: FloatProperty(name="Min", default=0.0, soft_min=-1.0, soft_max=1.0)
+    clamp_max: FloatProperty(name="Max", default=1.0, soft_min=0.0, soft_max=2.0)
+    enabled: BoolProperty(name="On", default=True)
+
+
+class FACEMESH_PG_settings(bpy.types.PropertyGroup):
+    source: EnumProperty(name="Source", items=SOURCE_ITEMS, default="CAMERA")
+    camera_index: IntProperty(name="Camera", min=0, max=15, default=0,
+                              description="Camera number as the system lists it (0 = first)")
+    video_path: StringProperty(name="Video", subtype="FILE_PATH")
+    take_dir: StringProperty(name="Takes Folder", subtype="DIR_PATH", default="//facemesh_takes/",
+                             description="Where recorded and processed takes are saved")
+    last_take: StringProperty(name="Take", subtype="FILE_PATH",
+                              description="The most recent take (re-bake it onto another target)")
+    recording: BoolProperty(name="Record", default=False, update=_recording_changed,
+                            description="Record the live capture into a take; it is baked when recording stops")
+
+    target_mesh: PointerProperty(name="Face", type=bpy.types.Object, poll=_is_mesh,
+                                 description="Mesh whose shape keys receive the expressions")
+    target_rig: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                                description="Armature whose head, neck and eye bones receive the pose")
+    head_bone: StringProperty(name="Head", default="head")
+    neck_bone: StringProperty(name="Neck", default="neck")
+    eye_left_bone: StringProperty(name="Left Eye", default="eye.L")
+    eye_right_bone: StringProperty(name="Right Eye", default="eye.R")
+    neck_share: FloatProperty(name="Neck Share", min=0.0, max=1.0, default=0.3, subtype="FACTOR",
+                              description="How much of the head's rotation the neck bone takes")
+    use_location: BoolProperty(name="Head Location", default=False,
+                               description="Also move the neck bone with the head's position (metres)")
+
+    mappings: CollectionProperty(type=FACEMESH_PG_mapping)
+    mapping_index: IntProperty(default=0)
+    mapping_preset: StringProperty(name="Preset", default="")
+
+    performer_path: StringProperty(name="Performer", subtype="FILE_PATH",
+                                   description="Performer calibration (neutral and ranges), a .json file")
+    use_calibration: BoolProperty(name="Apply Calibration", default=True)
+    neutral_seconds: FloatProperty(name="Neutral Length", min=0.3, max=10.0, default=1.5, unit="TIME_ABSOLUTE")
+
+    missing: EnumProperty(name="No Face", items=MISSING_ITEMS, default="HOLD")
+    fit_shapes: BoolProperty(name="Fit Shape Keys", default=True,
+                             description="Fit the capture face's 52 shape keys to the performer from the take")
+    replay_error_mm: FloatProperty(name="Replay Error (mm)", default=-1.0,
+                                   description="RMS error of the fitted shape keys replaying the take")
+    frame_start: IntProperty(name="Start", min=0, default=0, description="First video frame to process")
+    frame_end: IntProperty(name="End", min=0, default=0, description="Last video frame (0: to the end)")
+
+
+classes = (FACEMESH_PG_mapping, FACEMESH_PG_settings)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.facemesh = PointerProperty(type=FACEMESH_PG_settings)
+
+
+def unregister():
+    del bpy.types.Scene.facemesh
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

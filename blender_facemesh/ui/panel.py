@@ -1,0 +1,141 @@
+"""Panels read state and call operators; they never do work themselves."""
+
+import bpy
+
+
+class _Panel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "FaceMesh"
+
+
+class FACEMESH_UL_mappings(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.label(text=item.source)
+        row.label(text=item.target, icon="SHAPEKEY_DATA")
+        sub = row.row(align=True)
+        sub.scale_x = 0.6
+        sub.prop(item, "gain", text="")
+
+
+class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
+    bl_label = "Capture"
+
+    def draw(self, context):
+        from ..blender import live
+        from ..blender.live import PREVIEW_IMAGE
+
+        s = context.scene.facemesh
+        layout = self.layout
+        st = live.status()
+        col = layout.column()
+        col.enabled = not st["running"]
+        col.prop(s, "source")
+        if s.source == "CAMERA":
+            col.prop(s, "camera_index")
+        else:
+            col.prop(s, "video_path")
+        if s.source == "VIDEO":
+            row = col.row(align=True)
+            row.prop(s, "frame_start")
+            row.prop(s, "frame_end")
+            op = layout.operator("facemesh.process_video", icon="FILE_MOVIE")
+            op.filepath, op.frame_start, op.frame_end = s.video_path, s.frame_start, s.frame_end - 1 if s.frame_end else -1
+        elif st["running"]:
+            row = layout.row(align=True)
+            row.operator("facemesh.capture_stop", icon="PAUSE")
+            row.prop(s, "recording", toggle=True, icon="REC")
+        else:
+            row = layout.row(align=True)
+            row.operator("facemesh.capture_start", icon="PLAY")
+            row.prop(s, "recording", toggle=True, icon="REC")
+        if st["running"]:
+            box = layout.box()
+            box.label(text=f"{st['fps']:.0f} fps, {st['latency_ms']:.0f} ms latency, {st['dropped']} dropped")
+            box.label(text="face found" if st["face"] else "no face", icon="CHECKMARK" if st["face"] else "ERROR")
+            box.label(text=f"delegate: {st['delegate'] or '...'}")
+            if st["delegate_reason"]:
+                box.label(text=st["delegate_reason"][:80])
+            if st["recording"]:
+                box.label(text=f"recording: {st['recorded']} frames", icon="REC")
+        if st["message"]:
+            layout.label(text=st["message"][:120], icon="INFO")
+        img = bpy.data.images.get(PREVIEW_IMAGE)
+        if img is not None:
+            layout.template_icon(icon_value=layout.icon(img), scale=8.0)
+
+
+class FACEMESH_PT_performer(_Panel, bpy.types.Panel):
+    bl_label = "Performer"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.facemesh
+        layout = self.layout
+        layout.prop(s, "performer_path")
+        layout.prop(s, "use_calibration")
+        row = layout.row(align=True)
+        row.prop(s, "neutral_seconds")
+        op = row.operator("facemesh.calibrate_neutral", text="Neutral (live)")
+        op.mode = "NEUTRAL"
+        op = layout.operator("facemesh.calibrate_neutral", text="Range from Last Take")
+        op.mode, op.filepath = "RANGE", s.last_take
+
+
+class FACEMESH_PT_target(_Panel, bpy.types.Panel):
+    bl_label = "Target"
+
+    def draw(self, context):
+        s = context.scene.facemesh
+        layout = self.layout
+        layout.operator("facemesh.build_rig", icon="ARMATURE_DATA")
+        layout.prop(s, "target_mesh")
+        layout.prop(s, "target_rig")
+        if s.target_rig is not None:
+            col = layout.column(align=True)
+            for name in ("head_bone", "neck_bone", "eye_left_bone", "eye_right_bone"):
+                col.prop_search(s, name, s.target_rig.data, "bones")
+        layout.prop(s, "neck_share", slider=True)
+        layout.prop(s, "use_location")
+
+
+class FACEMESH_PT_mapping(_Panel, bpy.types.Panel):
+    bl_label = "Mapping"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.facemesh
+        layout = self.layout
+        row = layout.row(align=True)
+        row.operator_menu_enum("facemesh.auto_map", "preset", text="Auto Map")
+        row.operator("facemesh.mapping_load", text="", icon="FILEBROWSER")
+        row.operator("facemesh.mapping_save", text="", icon="FILE_TICK")
+        if s.mapping_preset:
+            layout.label(text=f"preset: {s.mapping_preset}")
+        layout.template_list("FACEMESH_UL_mappings", "", s, "mappings", s, "mapping_index", rows=6)
+        if 0 <= s.mapping_index < len(s.mappings):
+            item = s.mappings[s.mapping_index]
+            col = layout.column(align=True)
+            col.prop(item, "gain")
+            col.prop(item, "offset")
+            row = col.row(align=True)
+            row.prop(item, "clamp_min")
+            row.prop(item, "clamp_max")
+
+
+class FACEMESH_PT_bake(_Panel, bpy.types.Panel):
+    bl_label = "Bake"
+
+    def draw(self, context):
+        s = context.scene.facemesh
+        layout = self.layout
+        layout.prop(s, "missing")
+        layout.prop(s, "fit_shapes")
+        if s.replay_error_mm >= 0:
+            layout.label(text=f"shape-key replay error: {s.replay_error_mm:.2f} mm RMS")
+        layout.prop(s, "take_dir")
+        layout.prop(s, "last_take")
+        op = layout.operator("facemesh.bake_take", icon="KEYINGSET")
+        op.filepath = s.last_take
