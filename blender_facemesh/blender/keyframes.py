@@ -27,6 +27,17 @@ def ensure_channelbag(id_data, action_name: str):
     return action_ensure_channelbag_for_slot(action, slot)
 
 
+def _new_fcurve(channelbag, data_path: str, index: int, group: str):
+    """5.0 takes the group by name; 4.4/4.5 need the group made and assigned by hand."""
+    try:
+        return channelbag.fcurves.new(data_path, index=index, group_name=group)
+    except TypeError:
+        fc = channelbag.fcurves.new(data_path, index=index)
+        if group:
+            fc.group = channelbag.groups.get(group) or channelbag.groups.new(group)
+        return fc
+
+
 def write_curve(channelbag, data_path: str, index: int, frames: np.ndarray, values: np.ndarray,
                 group: str = "") -> int:
     """Replace the F-curve (data_path, index) with keys at ``frames``; NaN values are skipped.
@@ -38,7 +49,7 @@ def write_curve(channelbag, data_path: str, index: int, frames: np.ndarray, valu
     n = int(keep.sum())
     if n == 0:
         return 0
-    fc = channelbag.fcurves.new(data_path, index=index, group_name=group)
+    fc = _new_fcurve(channelbag, data_path, index, group)
     fc.keyframe_points.add(n)
     co = np.empty(2 * n, dtype=np.float32)
     co[0::2] = frames[keep]

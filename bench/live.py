@@ -1,0 +1,141 @@
+"""Live capture on Blender's side, run by hand: python bench/live.py [--seconds S] [--preview-rate R] [--no-record]
+
+Registers the add-on in this process, builds the capture rig and plays a synthetic head-turn
+clip as a simulated live camera (real-time pace, frames dropped when the consumer lags).
+bpy.app.timers never fire in the bpy module, so the timer is emulated as Blender runs it:
+call live.tick(), then wait until the interval it returned has passed since the tick began,
+until it returns None. Recording is on (unless --no-record), so the take is recorded and the
+last tick saves and bakes it; that tick is reported on its own line, not in the tick stats.
+Prints, measured in this one run: main-thread time per tick (all, with a sample, with a
+preview image), where a tick's time goes, frame-read -> rig latency, frames seen/dropped, fps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import numpy as np  # noqa: E402
+
+GOALS = (("median tick", "< 1 ms", 1.0), ("p99 tick", "< 5 ms", 5.0), ("median latency", "< 50 ms", 50.0))
+
+
+def _timed(fn, into: list):
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            into.append(time.perf_counter() - t0)
+    return wrapper
+
+
+def _ms(a) -> str:
+    a = np.asarray(a, np.float64) * 1000.0
+    if not len(a):
+        return "n/a"
+    return f"median {np.median(a):.3f}, p99 {np.percentile(a, 99):.3f}, max {a.max():.3f} ms (n={len(a)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="clip length at 30 fps (default 10)")
+    ap.add_argument("--preview-rate", type=float, default=4.0,
+                    help="preview image updates per second; 0 disables (default 4, the add-on's default)")
+    ap.add_argument("--no-record", action="store_true", help="don't record (no save + bake at the end)")
+    args = ap.parse_args()
+    import bpy
+
+    import blender_facemesh
+    from blender_facemesh.blender import live
+    from blender_facemesh.core.sources import SimulatedLiveSource
+    from blender_facemesh.core.synthetic import head_turn_sequence, write_clip
+
+    tmp = tempfile.TemporaryDirectory(prefix="facemesh_bench_live_")
+    n = max(2, int(round(args.seconds * 30)))
+    t0 = time.perf_counter()
+    clip = write_clip(os.path.join(tmp.name, "clip.mp4"), head_turn_sequence(n), fps=30).path
+    print(f"clip: {n} frames at 30 fps ({n / 30:.1f} s, 512x512), written in {time.perf_counter() - t0:.1f} s; "
+          f"cores: {os.cpu_count()}")
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    blender_facemesh.register()
+    try:
+        bpy.ops.facemesh.build_rig()
+        scene = bpy.context.scene
+        scene.facemesh.take_dir = os.path.join(tmp.name, "takes")
+        scene.facemesh.recording = not args.no_record
+
+        # Bench-side instrumentation only: wrap the module functions tick() looks up.
+        t_apply, t_preview, t_poll = [], [], []
+        live.apply_face = _timed(live.apply_face, t_apply)
+        live.update_preview = _timed(live.update_preview, t_preview)
+        session = live.start(bpy.context, SimulatedLiveSource(clip))
+        live.state.preview_every = 1.0 / args.preview_rate if args.preview_rate > 0 else float("inf")
+        session.poll = _timed(session.poll, t_poll)
+        lat, worker_lat = [], []  # every applied sample (session keeps only the last 120)
+        applied = session.applied
+
+        def on_applied(sample):
+            applied(sample)
+            lat.append(session._latency[-1] * 1000.0)
+            worker_lat.append((sample.done_at - sample.read_at) * 1000.0)
+        session.applied = on_applied
+
+        ticks, with_sample, with_preview, parts = [], [], [], []
+        run0 = time.perf_counter()
+        while True:
+            na, npv, npl = len(t_apply), len(t_preview), len(t_poll)
+            start = time.perf_counter()
+            interval = live.tick()
+            spent = time.perf_counter() - start
+            if interval is None:
+                last = spent
+                break
+            ticks.append(spent)
+            with_sample.append(len(t_apply) > na)
+            with_preview.append(len(t_preview) > npv)
+            parts.append((sum(t_poll[npl:]), sum(t_apply[na:]), sum(t_preview[npv:])))
+            wait = start + interval - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        wall = time.perf_counter() - run0
+    finally:
+        live.stop(save_only=True)
+        blender_facemesh.unregister()
+
+    ticks, ws, wp = np.array(ticks), np.array(with_sample, bool), np.array(with_preview, bool)
+    parts = np.array(parts).reshape(-1, 3)
+    med, p99 = np.median(ticks) * 1000, np.percentile(ticks, 99) * 1000
+    lat_med = float(np.median(lat)) if lat else float("nan")
+    print(f"record: {'off' if args.no_record else 'on'}, preview: {args.preview_rate:g}/s, "
+          f"run {wall:.1f} s, {len(ticks)} ticks ({len(ticks) / wall:.0f}/s), {ws.sum()} with a new sample")
+    print(f"tick, all:               {_ms(ticks)}")
+    print(f"tick, with a sample:     {_ms(ticks[ws])}")
+    print(f"tick, sample, no image:  {_ms(ticks[ws & ~wp])}")
+    print(f"tick, with preview img:  {_ms(ticks[wp])}")
+    print(f"tick, nothing new:       {_ms(ticks[~ws])}")
+    if ws.any():
+        p = np.median(parts[ws], axis=0) * 1000
+        print(f"inside a sample tick (median ms): poll {p[0]:.3f}, apply_face {p[1]:.3f}, "
+              f"other {np.median(ticks[ws] - parts[ws].sum(1)) * 1000:.3f}")
+    print(f"update_preview:          {_ms(t_preview)}")
+    print(f"final tick (stop + save{'' if args.no_record else ' + bake'}): {last * 1000:.1f} ms; "
+          f"{live.state.message}")
+    if lat:
+        print(f"latency read -> rig:     median {lat_med:.1f}, p95 {np.percentile(lat, 95):.1f} ms "
+              f"(n={len(lat)}); worker part (read -> queued) median {np.median(worker_lat):.1f} ms; "
+              f"session.latencies_ms() (last 120) median {np.median(session.latencies_ms()):.1f} ms")
+    print(f"frames seen {session.frames_seen}, dropped {session.frames_dropped}, "
+          f"delivered {session.frames_seen / wall:.1f} fps over the run (session.fps {session.fps:.1f})")
+    for (name, goal, limit), value in zip(GOALS, (med, p99, lat_med)):
+        print(f"goal {name} {goal}: {value:.3f} ms  {'PASS' if value < limit else 'MISS'}")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
