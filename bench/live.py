@@ -45,13 +45,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="clip length at 30 fps (default 10)")
     ap.add_argument("--preview-rate", type=float, default=4.0,
-                    help="preview image updates per second; 0 disables (default 4, the add-on's default)")
+                    help="preview image updates per second (default 4, the add-on's default); 0 disables, "
+                         "though the add-on still draws the first sample's image")
     ap.add_argument("--no-record", action="store_true", help="don't record (no save + bake at the end)")
     args = ap.parse_args()
     import bpy
 
     import blender_facemesh
-    from blender_facemesh.blender import live
+    from blender_facemesh.blender import live, options
     from blender_facemesh.core.sources import SimulatedLiveSource
     from blender_facemesh.core.synthetic import head_turn_sequence, write_clip
 
@@ -74,8 +75,9 @@ def main() -> None:
         t_apply, t_preview, t_poll = [], [], []
         live.apply_face = _timed(live.apply_face, t_apply)
         live.update_preview = _timed(live.update_preview, t_preview)
-        session = live.start(bpy.context, SimulatedLiveSource(clip))
-        live.state.preview_every = 1.0 / args.preview_rate if args.preview_rate > 0 else float("inf")
+        settings = options.worker_settings(bpy.context, preview=args.preview_rate > 0)
+        settings.preview_rate = args.preview_rate
+        session = live.start(bpy.context, SimulatedLiveSource(clip), settings)
         session.poll = _timed(session.poll, t_poll)
         lat, worker_lat = [], []  # every applied sample (session keeps only the last 120)
         applied = session.applied
@@ -124,7 +126,7 @@ def main() -> None:
         print(f"inside a sample tick (median ms): poll {p[0]:.3f}, apply_face {p[1]:.3f}, "
               f"other {np.median(ticks[ws] - parts[ws].sum(1)) * 1000:.3f}")
     print(f"update_preview:          {_ms(t_preview)}")
-    print(f"final tick (stop + save{'' if args.no_record else ' + bake'}): {last * 1000:.1f} ms; "
+    print(f"final tick (stop{'' if args.no_record else ' + save + bake'}): {last * 1000:.1f} ms; "
           f"{live.state.message}")
     if lat:
         print(f"latency read -> rig:     median {lat_med:.1f}, p95 {np.percentile(lat, 95):.1f} ms "

@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(the built-in clip made from scikit-image's astronaut photo)")
     p.add_argument("--output", "-o", required=True, help="take file to write (.json or .npz)")
     _add_tracking_args(p)
+    b = sub.add_parser("blend", help="track a video (or load a take) and save an animated .blend: "
+                                     "the capture rig with the keys baked (needs the bpy module)")
+    b.add_argument("input", help="video file, image folder or pattern, a take (.npz/.json), or 'sample'")
+    b.add_argument("--output", "-o", required=True, help=".blend file to write")
+    _add_tracking_args(b)
     f = sub.add_parser("fetch-model", help="download face_landmarker.task into the user cache")
     f.add_argument("--dest", help="file to write (default: user cache)")
     sub.add_parser("info", help="show the model, delegate and versions found here")
@@ -175,6 +180,68 @@ def cmd_track(args) -> int:
     return 0
 
 
+def cmd_blend(args) -> int:
+    """Everything the add-on does for a video, headless: track, build the rig, bake, save."""
+    from .core.landmarker import LandmarkerError, LandmarkerSettings
+    from .core.model import ModelError, find_model
+    from .core.sources import SourceError, open_source
+    from .core.take import Take, TakeError
+    from .core.worker import WorkerError, WorkerSettings, track_take
+
+    out = Path(args.output).expanduser().resolve()
+    if out.suffix.lower() != ".blend":
+        return _fail(f"output {out.name} must end in .blend")
+    try:
+        import bpy
+    except ImportError:
+        return _fail("the bpy module is not installed: pip install bpy==5.0.1 (Python 3.11), "
+                     "or run this inside Blender")
+    spec = args.input
+    try:
+        find_model(args.model)
+        if spec.lower().endswith((".npz", ".json")):
+            take = Take.load(spec)
+        else:
+            if spec == "sample":
+                from .core.synthetic import sample_clip_path
+
+                spec = str(sample_clip_path())
+            source = open_source(spec, fps=args.fps)
+            if source.live:
+                source.close()
+                return _fail("blend needs a video or image files; record a camera with `track` first")
+            settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
+                                      filters=_filter_settings(args), fov_deg=args.fov)
+            bar = ProgressBar(source.info.frame_count, label=Path(source.info.name).name[:24],
+                              enabled=False if args.quiet else None)
+            take = track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
+            bar.close()
+    except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
+        return _fail(str(exc))
+    except WorkerError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    if not len(take) or not take.face_present.any():
+        return _fail(f"no face found in {args.input}: nothing to animate")
+
+    from . import register
+    from .blender.rig import build_rig
+    from .blender.takes import bake_with_scene, describe, match_scene_to_take
+    from .core.model import load_model
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    register()
+    scene = bpy.context.scene
+    match_scene_to_take(scene, take)
+    build_rig(bpy.context, load_model(args.model))
+    done = bake_with_scene(bpy.context, take, scene)
+    take_path = take.save(out.with_suffix(".npz"))
+    scene.facemesh.last_take = str(take_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    print(f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}")
+    return 0
+
+
 def cmd_fetch_model(args) -> int:
     from .core.model import ModelError, fetch_model
 
@@ -206,5 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging out of the bar
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    handler = {"track": cmd_track, "fetch-model": cmd_fetch_model, "info": cmd_info}[args.command]
+    handler = {"track": cmd_track, "blend": cmd_blend, "fetch-model": cmd_fetch_model,
+               "info": cmd_info}[args.command]
     return handler(args)

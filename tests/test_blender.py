@@ -178,7 +178,7 @@ def test_live_capture_with_the_simulated_source(scene, sample_clip):
     face, rig = bpy.data.objects["FaceMesh Face"], bpy.data.objects["FaceMesh Rig"]
     scene.facemesh.recording = True
     session = live.start(bpy.context, SimulatedLiveSource(sample_clip),
-                         WorkerSettings(preview_width=160))
+                         WorkerSettings(preview_width=160, preview_rate=10))
     seen_turn, shape_values = 0.0, set()
     for _ in range(20000):
         if live.tick() is None:

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import textwrap
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("bpy")
+REPO = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent(r"""
     import json, sys, threading, time
@@ -59,7 +62,7 @@ SCRIPT = textwrap.dedent(r"""
 
 
 def test_installed_from_zip_works_and_unregisters_cleanly(sample_clip, tmp_path):
-    sys.path.insert(0, str(tmp_path.parent))
+    sys.path.insert(0, str(REPO))
     import build_addon
 
     zip_path = build_addon.build(tmp_path / "dist")
@@ -81,3 +84,37 @@ def test_installed_from_zip_works_and_unregisters_cleanly(sample_clip, tmp_path)
     assert not res["scene_prop"] and not res["operators_after"]
     assert "saved" in res["saved_on_disable"]
     assert list((tmp_path / "takes").glob("take_*.npz"))
+
+
+def test_cli_blend_writes_an_animated_blend(tmp_path):
+    """The README's main command: the sample clip to a .blend with the rig and its keys."""
+    out = tmp_path / "sample.blend"
+    check = textwrap.dedent(r"""
+        import sys, bpy
+        from blender_facemesh.cli import main
+        assert main(["blend", "sample", "--output", sys.argv[1], "--quiet"]) == 0
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+        keys = bpy.data.objects["FaceMesh Face"].data.shape_keys
+        scene = bpy.context.scene
+        bag = keys.animation_data.action.layers[0].strips[0].channelbag(keys.animation_data.action_slot)
+        print("RESULT", len(bag.fcurves), len(bag.fcurves[0].keyframe_points), scene.render.fps,
+              scene.frame_end, len(bpy.data.objects["FaceMesh Rig"].animation_data.action.layers[0]
+                                   .strips[0].channelbag(bpy.data.objects["FaceMesh Rig"].animation_data.action_slot).fcurves))
+    """)
+    proc = subprocess.run([sys.executable, "-c", check, str(out)], capture_output=True, text=True, timeout=300,
+                          cwd=REPO)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    n_curves, n_keys, fps, frame_end, n_pose = map(int, line.split()[1:])
+    assert (n_curves, n_keys, fps, frame_end, n_pose) == (52, 90, 30, 90, 16)
+    assert "wrote" in proc.stdout and str(out) in proc.stdout
+
+
+def test_cli_blend_bad_input_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "blender_facemesh", "blend", str(tmp_path / "nope.mp4"),
+                           "--output", str(tmp_path / "x.blend")], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "not found" in proc.stderr
+    assert not (tmp_path / "x.blend").exists()

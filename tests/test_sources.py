@@ -446,3 +446,18 @@ def test_real_footage_info_and_frames(name):
     assert ts[0] == 0.0 and all(b > a for a, b in zip(ts, ts[1:]))
     assert ts[-1] == pytest.approx((count - 1) / fps, abs=1e-3)
     assert items[0][1].shape == (h, w, 3)
+
+
+def test_frame_range_reads_only_the_asked_frames(sample_clip):
+    from blender_facemesh.core.sources import FrameRange, SourceError, VideoFileSource
+
+    with FrameRange(VideoFileSource(sample_clip), 10, 19) as src:
+        got = list(src)
+        assert src.info.frame_count == 10
+    assert len(got) == 10 and got[0][0] == pytest.approx(10 / 30, abs=1e-3)
+    with FrameRange(VideoFileSource(sample_clip), 85) as src:
+        assert len(list(src)) == 5
+    with pytest.raises(SourceError, match="cannot start at frame 500"):
+        FrameRange(VideoFileSource(sample_clip), 500)
+    with pytest.raises(SourceError, match="empty"):
+        FrameRange(VideoFileSource(sample_clip), 20, 10)

@@ -8,6 +8,7 @@ takes a fraction of a millisecond (see bench/live.py).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 
@@ -17,7 +18,6 @@ from bpy.app.handlers import persistent
 
 from ..core.bake import pose_to_blender, rig_channels
 from ..core.live import LiveSession
-from ..core.preview import draw_landmarks, to_blender_pixels
 from ..core.worker import WorkerError
 from . import options
 from .takes import save_and_bake, save_profile
@@ -25,6 +25,7 @@ from .targets import FaceWriter, RigWriter
 
 INTERVAL = 1 / 60   # seconds between ticks: under a 30 fps camera's frame time, so latency stays low
 PREVIEW_IMAGE = "FaceMesh Preview"
+SWITCH_INTERVAL = 0.0005  # seconds, while a capture runs (Python's default is 0.005)
 
 
 class _State:
@@ -36,8 +37,7 @@ class _State:
     neck_share = 0.3
     use_location = False
     scene_name = ""
-    next_preview = 0.0
-    preview_every = 0.25
+    switch_interval: float | None = None
     bake_on_stop = True
     message = ""                        # last thing worth telling the user (shown in the panel)
     tick_seconds: deque = deque(maxlen=2000)
@@ -60,19 +60,19 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     face_writer = FaceWriter(face, options.mapping(scene, face)) if face is not None else None
     rig_writer = RigWriter(rig, options.bones(scene)) if rig is not None else None
     settings = settings or options.worker_settings(context, preview=True)
-    prefs = options.preferences(context)
-    rate = prefs.preview_rate if prefs is not None else 4.0
     session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg,
                                                   "filters": settings.filters.as_dict()})
     state.session, state.face, state.rig, state.profile = session, face_writer, rig_writer, prof
     state.rest = np.asarray(prof.head_rest, np.float64) if prof is not None and prof.head_rest is not None else None
     state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
     state.scene_name = scene.name
-    state.preview_every = 1.0 / rate if rate > 0 else float("inf")
-    state.next_preview = 0.0
     state.bake_on_stop = bake_on_stop
     state.message = "starting the tracker..."
     state.tick_seconds.clear()
+    # the worker's Python threads would otherwise hold the GIL for up to 5 ms at a time while
+    # the UI thread waits; a shorter switch interval keeps Blender's ticks short (bench/live.py)
+    state.switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     session.start()
     if scene.facemesh.recording:
         session.start_recording()
@@ -101,8 +101,7 @@ def tick() -> float | None:
         if sample.faces:
             apply_face(sample.faces[0])
             session.applied(sample)
-        if sample.frame is not None and t0 >= state.next_preview:
-            state.next_preview = t0 + state.preview_every
+        if sample.preview is not None:
             update_preview(sample)
         state.message = ""
     stretch = session.collected()
@@ -133,14 +132,14 @@ def apply_face(face) -> None:
 
 
 def update_preview(sample) -> None:
-    frame = draw_landmarks(sample.frame, [f.landmarks for f in sample.faces])
-    h, w = frame.shape[:2]
+    """Copy the worker's ready-made picture into the preview image (about 0.3 ms)."""
+    h, w = sample.frame.shape[:2]
     img = bpy.data.images.get(PREVIEW_IMAGE)
     if img is None:
         img = bpy.data.images.new(PREVIEW_IMAGE, w, h)
     elif tuple(img.size) != (w, h):
         img.scale(w, h)
-    img.pixels.foreach_set(to_blender_pixels(frame))
+    img.pixels.foreach_set(sample.preview)
     img.update()
     _redraw()
 
@@ -175,6 +174,9 @@ def stop(save_only: bool = False) -> dict:
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     take = session.stop()
+    if state.switch_interval is not None:
+        sys.setswitchinterval(state.switch_interval)
+        state.switch_interval = None
     out = {"frames_seen": session.frames_seen, "dropped": session.frames_dropped}
     scene = _scene()
     if scene is not None and getattr(scene, "facemesh", None) is not None and scene.facemesh.recording:

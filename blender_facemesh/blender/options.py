@@ -51,8 +51,10 @@ def worker_settings(context, preview: bool = False) -> WorkerSettings:
         filters = FilterSettings(blendshapes=OneEuroSettings(min_cutoff=p.expression_cutoff, beta=p.expression_beta),
                                  pose=OneEuroSettings(min_cutoff=p.pose_cutoff, beta=p.pose_beta))
         fov = p.fov_deg
+    rate = p.preview_rate if p is not None else 4.0
     return WorkerSettings(landmarker=lm, filters=filters, fov_deg=fov,
-                          preview_width=PREVIEW_WIDTH if preview else 0)
+                          preview_width=PREVIEW_WIDTH if preview and rate > 0 else 0,
+                          preview_rate=rate if preview else 0.0)
 
 
 def targets(scene):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bpy
 import numpy as np
+from mathutils import Matrix, Quaternion
 
 from ..core.geometry import matrix_to_quaternion, quaternion_to_matrix
 from .keyframes import ensure_channelbag, write_curve
@@ -28,18 +29,23 @@ class FaceWriter:
         if keys is None or len(keys.key_blocks) < 2:
             raise TargetError(f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
         self.face, self.mapping, self.keys = face, mapping, keys
-        self.names, _ = mapping.apply(np.zeros((1, 52)))
+        self.compiled = mapping.compile()
+        self.names = self.compiled.targets
         missing = [n for n in self.names if n not in keys.key_blocks]
         if missing:
             raise TargetError(f"{face.name} has no shape key {missing[0]!r} that the mapping names; "
                               "run Auto Map again or edit the mapping")
         self.blocks = [keys.key_blocks[n] for n in self.names]
 
+        self.last = [None] * len(self.blocks)
+
     def apply(self, scores: np.ndarray) -> None:
-        _, values = self.mapping.apply(np.asarray(scores).reshape(1, -1))
-        for kb, v in zip(self.blocks, values[0].tolist()):
-            if v == v:  # not NaN
-                kb.value = v
+        """One frame; a key whose value did not change is not written (RNA writes cost ~2 us)."""
+        values = self.compiled(np.asarray(scores).reshape(-1)).round(4).tolist()
+        last = self.last
+        for i, v in enumerate(values):
+            if v != last[i] and v == v:  # changed, not NaN
+                self.blocks[i].value = last[i] = v
 
     def bake(self, frames: np.ndarray, scores: np.ndarray, action_name: str) -> int:
         names, values = self.mapping.apply(scores)
@@ -62,11 +68,13 @@ class RigWriter:
         self.rig = rig
         self.bones = {role: name for role, name in bones.items() if name and name in rig.pose.bones}
         world = np.array(rig.matrix_world.to_3x3())
-        self.rest = {}
+        self.rest, self._rest_q, self._pose_bones = {}, {}, {}
         for role, name in self.bones.items():
             r = world @ np.array(rig.data.bones[name].matrix_local.to_3x3())
-            self.rest[role] = r / np.linalg.norm(r, axis=0, keepdims=True)
-            rig.pose.bones[name].rotation_mode = "QUATERNION"
+            self.rest[role] = r = r / np.linalg.norm(r, axis=0, keepdims=True)
+            self._rest_q[role] = Matrix(r.tolist()).to_quaternion()
+            self._pose_bones[role] = pb = rig.pose.bones[name]
+            pb.rotation_mode = "QUATERNION"
 
     @property
     def has_neck(self) -> bool:
@@ -80,12 +88,15 @@ class RigWriter:
         return out
 
     def apply(self, channels: dict) -> None:
-        """One frame: ``channels`` as from core.bake.rig_channels with N = 1."""
+        """One frame: ``channels`` as from core.bake.rig_channels with N = 1. Uses mathutils
+        (C) rather than numpy: this runs every timer tick."""
         for role, (quats, loc) in channels.items():
-            if role not in self.bones or np.isnan(quats[0]).any():
+            pb = self._pose_bones.get(role)
+            q = quats[0].tolist()
+            if pb is None or q[0] != q[0]:
                 continue
-            pb = self.rig.pose.bones[self.bones[role]]
-            pb.rotation_quaternion = self._local(role, quats[:1])[0].tolist()
+            rest = self._rest_q[role]
+            pb.rotation_quaternion = rest.conjugated() @ Quaternion(q) @ rest
             if loc is not None:
                 pb.location = (self.rest[role].T @ loc[0]).tolist()
 

@@ -266,25 +266,12 @@ class Mapping:
         NaN scores stay NaN unless another source of the same key has a value. Keys fed only
         by disabled channels are left out, so the caller leaves them untouched.
         """
-        s = np.asarray(scores, dtype=np.float64)
-        single = s.ndim == 1
-        s = np.atleast_2d(s)
-        if s.ndim != 2 or s.shape[1] != len(ARKIT_NAMES):
-            raise ValueError(f"scores must be (frames, {len(ARKIT_NAMES)}), got {s.shape}")
-        chans = [c for c in self.channels if c.enabled]
-        targets = self.targets
-        if not chans:
-            out = np.zeros((len(s), 0))
-            return targets, out[0] if single else out
-        tpos = {t: i for i, t in enumerate(targets)}
-        tidx = np.array([tpos[c.target] for c in chans])
-        order = np.argsort(tidx, kind="stable")
-        col = lambda a: np.array([getattr(chans[i], a) for i in order], np.float64)  # noqa: E731
-        src = np.array([ARKIT_INDEX[chans[i].source] for i in order])
-        v = np.clip(s[:, src] * col("gain") + col("offset"), col("clamp_min"), col("clamp_max"))
-        starts = np.searchsorted(tidx[order], np.arange(len(targets)))
-        out = np.fmax.reduceat(v, starts, axis=1)
-        return targets, out[0] if single else out
+        compiled = self.compile()
+        return compiled.targets, compiled(scores)
+
+    def compile(self) -> "CompiledMapping":
+        """The mapping as index and coefficient arrays, for calling every frame (live)."""
+        return CompiledMapping(self)
 
     # --- files ---------------------------------------------------------------------------------
 
@@ -365,6 +352,36 @@ def _channel_from_dict(c, i: int) -> ChannelMapping:
         return ChannelMapping(c["source"], c["target"], **kw)
     except MappingError as exc:
         raise MappingError(f"channel {i}: {exc}") from None
+
+
+class CompiledMapping:
+    """A Mapping frozen into arrays: each call is a handful of numpy operations."""
+
+    def __init__(self, mapping: Mapping):
+        chans = [c for c in mapping.channels if c.enabled]
+        self.targets = mapping.targets
+        tpos = {t: i for i, t in enumerate(self.targets)}
+        tidx = np.array([tpos[c.target] for c in chans], dtype=np.int64)
+        order = np.argsort(tidx, kind="stable")
+        chans = [chans[i] for i in order]
+        col = lambda a: np.array([getattr(c, a) for c in chans], np.float64)  # noqa: E731
+        self.src = np.array([ARKIT_INDEX[c.source] for c in chans], dtype=np.int64)
+        self.gain, self.offset = col("gain"), col("offset")
+        self.lo, self.hi = col("clamp_min"), col("clamp_max")
+        self.starts = np.searchsorted(tidx[order], np.arange(len(self.targets)))
+
+    def __call__(self, scores) -> np.ndarray:
+        s = np.asarray(scores, dtype=np.float64)
+        single = s.ndim == 1
+        s = np.atleast_2d(s)
+        if s.ndim != 2 or s.shape[1] != len(ARKIT_NAMES):
+            raise ValueError(f"scores must be (frames, {len(ARKIT_NAMES)}), got {s.shape}")
+        if not len(self.src):
+            out = np.zeros((len(s), 0))
+        else:
+            v = np.clip(s[:, self.src] * self.gain + self.offset, self.lo, self.hi)
+            out = np.fmax.reduceat(v, self.starts, axis=1)
+        return out[0] if single else out
 
 
 def auto_map(target_names, preset: str = "AUTO") -> Mapping:

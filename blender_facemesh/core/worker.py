@@ -23,6 +23,7 @@ import numpy as np
 from .filters import FaceFilter, FilterSettings
 from .geometry import DEFAULT_FOV_DEG, FaceGeometry
 from .landmarker import Landmarker, LandmarkerSettings
+from .preview import draw_landmarks, to_blender_pixels
 from .sources import FrameSource
 
 _POLL = 0.05  # seconds; how often blocked waits look at the stop flag
@@ -50,6 +51,7 @@ class Sample:
     read_at: float           # time.monotonic() when the frame left the source
     done_at: float           # time.monotonic() when the sample was queued
     frame: np.ndarray | None = None  # downscaled RGB frame for previews, when asked for
+    preview: np.ndarray | None = None  # that frame with the landmarks drawn, as Blender image pixels
 
 
 @dataclass
@@ -60,6 +62,7 @@ class WorkerSettings:
     queue_size: int = 64          # samples waiting for the consumer
     stall_timeout: float = 3.0    # live: no frame this long means the camera stopped
     preview_width: int = 0        # >0: attach a frame scaled to this width to each sample
+    preview_rate: float = 0.0     # >0: also a ready-to-show preview picture this often (per second)
 
 
 @dataclass
@@ -322,6 +325,7 @@ class CaptureWorker:
         model = lm.model
         geometries: dict[tuple[int, int], FaceGeometry] = {}
         filters: dict[int, FaceFilter] = {}
+        next_picture = 0.0
         while True:
             try:
                 item = self._results.get(timeout=_POLL)
@@ -355,9 +359,14 @@ class CaptureWorker:
             present = {f.id for f in det.faces}
             for fid in [k for k in filters if k not in present]:
                 del filters[fid]  # a face that comes back starts fresh, not smoothed from the past
-            preview = _downscale(frame, s.preview_width) if s.preview_width > 0 else None
+            small = _downscale(frame, s.preview_width) if s.preview_width > 0 else None
+            picture = None
+            if small is not None and s.preview_rate > 0 and time.monotonic() >= next_picture:
+                # drawn here, off the main thread, which then only copies it into an image
+                next_picture = time.monotonic() + 1.0 / s.preview_rate
+                picture = to_blender_pixels(draw_landmarks(small, [f.landmarks for f in faces]))
             self.frames_processed += 1
-            self._emit(Sample(index, t, faces, read_at, time.monotonic(), preview))
+            self._emit(Sample(index, t, faces, read_at, time.monotonic(), small, picture))
 
 
 def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
