@@ -55,6 +55,8 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
         else:
             out.update(done)
             out["message"] += "; " + describe(done)
+            if not bpy.app.background:  # from a timer there is no operator to make the undo step
+                bpy.ops.ed.undo_push(message="FaceMesh: bake recording")
     return out
 
 
