@@ -190,6 +190,25 @@ class FrameSource:
 # --------------------------------------------------------------------------------------
 
 
+def list_cameras() -> list[tuple[int, str]] | None:
+    """(index, name) of the cameras the system lists, without opening them; None where the
+    platform offers no cheap listing (then numbers 0, 1, ... are tried by the user)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    out = []
+    for dev in glob.glob("/dev/video*"):
+        m = re.fullmatch(r"/dev/video(\d+)", dev)
+        if not m:
+            continue
+        i = int(m.group(1))
+        try:
+            name = Path(f"/sys/class/video4linux/video{i}/name").read_text().strip()
+        except OSError:
+            name = f"Camera {i}"
+        out.append((i, name))
+    return sorted(out)
+
+
 def _camera_hint() -> str:
     """Cheap listing of what exists, without opening cameras (which is slow and lights LEDs)."""
     if sys.platform.startswith("linux"):

@@ -5,9 +5,14 @@ def _open_live_source(context):
     """The scene's live source, opened now so a missing camera or file is reported at once."""
     from ..core.sources import CameraSource, SimulatedLiveSource
 
+    from ..blender import options
+
     s = context.scene.facemesh
     if s.source == "CAMERA":
-        return CameraSource(s.camera_index)
+        prefs = options.preferences(context)
+        # a scene that never picked a camera uses the preferences' default camera
+        index = s.camera_index if s.is_property_set("camera_index") or prefs is None else prefs.default_camera
+        return CameraSource(index)
     if not s.video_path:
         raise ValueError("pick a video file to play as a live source")
     return SimulatedLiveSource(bpy.path.abspath(s.video_path))

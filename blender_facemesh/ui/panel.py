@@ -9,6 +9,21 @@ class _Panel:
     bl_category = "FaceMesh"
 
 
+_camera_cache = {"at": -1e9, "list": None}
+
+
+def _cameras():
+    """The system's camera list, re-read at most every 5 s (the panel redraws often)."""
+    import time
+
+    from ..core.sources import list_cameras
+
+    now = time.monotonic()
+    if now - _camera_cache["at"] > 5.0:
+        _camera_cache["at"], _camera_cache["list"] = now, list_cameras()
+    return _camera_cache["list"]
+
+
 class FACEMESH_UL_mappings(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):
         row = layout.row(align=True)
@@ -35,6 +50,12 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
         col.prop(s, "source")
         if s.source == "CAMERA":
             col.prop(s, "camera_index")
+            cams = _cameras()
+            if cams is not None:
+                sub = col.column(align=True)
+                sub.scale_y = 0.7
+                for i, name in cams or [(-1, "no camera found")]:
+                    sub.label(text=f"{i}: {name}" if i >= 0 else name)
         else:
             col.prop(s, "video_path")
         if s.source == "VIDEO":
