@@ -1,0 +1,101 @@
+"""The release zip works on its own: built for linux-x64 with its bundled wheels and model,
+installed into an empty Blender user folder by a Python that has bpy but NOT mediapipe, OpenCV or
+the model, enabled, and used to process a clip."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("bpy")
+REPO = Path(__file__).resolve().parent.parent
+
+# what the bpy module itself needs; everything else (mediapipe, cv2, ...) must come from the zip
+BPY_ONLY = ("bpy", "numpy", "numpy.libs", "requests", "urllib3", "idna", "charset_normalizer", "certifi",
+            "zstandard", "Cython", "cython.py")
+
+SCRIPT = textwrap.dedent(r"""
+    import importlib.util, json, sys
+    res = {"mediapipe_before": importlib.util.find_spec("mediapipe") is not None,
+           "cv2_before": importlib.util.find_spec("cv2") is not None}
+    import bpy
+
+    zip_path, clip, takes = sys.argv[1:4]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    mod = "bl_ext.user_default.blender_facemesh"
+    res["enabled"] = mod in bpy.context.preferences.addons
+    import mediapipe, cv2, numpy
+    res["mediapipe_from"] = mediapipe.__file__
+    res["cv2_version"] = cv2.__version__
+    res["numpy"] = numpy.__version__
+    model = sys.modules[mod + ".core.model"]
+    res["model"] = str(model.find_model())
+    bpy.context.scene.facemesh.take_dir = takes
+    res["build_rig"] = sorted(bpy.ops.facemesh.build_rig())
+    res["process_video"] = sorted(bpy.ops.facemesh.process_video(filepath=clip))
+    keys = bpy.data.objects["FaceMesh Face"].data.shape_keys
+    bag = keys.animation_data.action.layers[0].strips[0].channelbag(keys.animation_data.action_slot)
+    res["curves"] = len(bag.fcurves)
+    res["keys"] = len(bag.fcurves[0].keyframe_points)
+    print("RESULT" + json.dumps(res))
+""")
+
+
+@pytest.fixture(scope="module")
+def linux_zip(tmp_path_factory):
+    sys.path.insert(0, str(REPO))
+    import build_addon
+
+    out = tmp_path_factory.mktemp("dist")
+    try:
+        return build_addon.build_platform("linux-x64", out, build_addon.default_cache())
+    except build_addon.BuildError as exc:
+        pytest.fail(f"the linux-x64 zip did not build: {exc}")
+
+
+def test_zip_has_the_wheels_and_the_model(linux_zip):
+    import tomllib
+
+    with zipfile.ZipFile(linux_zip) as z:
+        names = z.namelist()
+        manifest = tomllib.loads(z.read("blender_manifest.toml").decode())
+    wheels = [n for n in names if n.startswith("wheels/")]
+    assert "models/face_landmarker.task" in names
+    assert manifest["platforms"] == ["linux-x64"] and manifest["blender_version_min"] == "4.5.0"
+    assert sorted(f"./{w}" for w in wheels) == sorted(manifest["wheels"])
+    dists = {w.split("/")[1].split("-")[0].lower() for w in wheels}
+    assert {"mediapipe", "opencv_contrib_python", "matplotlib"} <= dists and "numpy" not in dists
+    assert not any("opencv_python" in d for d in dists - {"opencv_contrib_python"})  # one cv2 only
+    for py in ("cp311", "cp313"):  # Python-specific wheels for Blender 4.5/5.0 and 5.1+
+        assert any(f"matplotlib-" in w and py in w for w in wheels)
+
+
+def test_installed_zip_works_without_mediapipe_installed(linux_zip, sample_clip, tmp_path):
+    site = Path(os.path.dirname(os.path.dirname(__import__("numpy").__file__)))
+    bare = tmp_path / "bare-site"
+    bare.mkdir()
+    for name in BPY_ONLY:
+        if (site / name).exists():
+            (bare / name).symlink_to(site / name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "BLENDER_FACEMESH"))}
+    env.update(PYTHONPATH=str(bare), BLENDER_USER_RESOURCES=str(tmp_path / "user"),
+               BLENDER_FACEMESH_CACHE=str(tmp_path / "empty-cache"), PYTHONNOUSERSITE="1")
+    proc = subprocess.run([sys.executable, "-S", "-c", SCRIPT, str(linux_zip), str(sample_clip), str(tmp_path / "takes")],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(line[len("RESULT"):])
+    assert not res["mediapipe_before"] and not res["cv2_before"]  # nothing to borrow from here
+    assert res["enabled"]
+    assert str(tmp_path / "user") in res["mediapipe_from"]  # the zip's own wheel
+    assert res["cv2_version"].startswith("4.11") and res["numpy"] == "1.26.4"
+    assert res["model"].endswith("models/face_landmarker.task") and str(tmp_path / "user") in res["model"]
+    assert res["build_rig"] == res["process_video"] == ["FINISHED"]
+    assert res["curves"] == 52 and res["keys"] == 90
