@@ -99,3 +99,48 @@ def test_installed_zip_works_without_mediapipe_installed(linux_zip, sample_clip,
     assert res["model"].endswith("models/face_landmarker.task") and str(tmp_path / "user") in res["model"]
     assert res["build_rig"] == res["process_video"] == ["FINISHED"]
     assert res["curves"] == 52 and res["keys"] == 90
+
+
+def _build_addon():
+    sys.path.insert(0, str(REPO))
+    import build_addon
+
+    return build_addon
+
+
+def test_incomplete_locks_are_refused():
+    ba = _build_addon()
+    lock = ba.load_lock()
+    broken = json.loads(json.dumps(lock))
+    broken["platforms"]["windows-x64"]["3.13"] = [e for e in broken["platforms"]["windows-x64"]["3.13"]
+                                                 if not e["file"].startswith("mediapipe")]
+    with pytest.raises(ba.BuildError, match="no mediapipe wheel for windows-x64 / Python 3.13"):
+        ba.check_complete(broken, "windows-x64")
+    broken["platforms"]["linux-x64"]["3.11"].append({"file": "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.whl",
+                                                     "sha256": "0" * 64})
+    with pytest.raises(ba.BuildError, match="bundles numpy"):
+        ba.check_complete(broken, "linux-x64")
+    del broken["platforms"]["macos-arm64"]
+    with pytest.raises(ba.BuildError, match="no wheels for macos-arm64"):
+        ba.check_complete(broken, "macos-arm64")
+
+
+def test_offline_build_without_the_wheels_or_with_a_bad_one_is_refused(tmp_path):
+    ba = _build_addon()
+    entries = ba.check_complete(ba.load_lock(), "linux-x64")
+    with pytest.raises(ba.BuildError, match="not in the wheel cache"):
+        ba.fetch_wheels(entries[:1], "linux-x64", tmp_path, offline=True)
+    (tmp_path / entries[0]["file"]).write_bytes(b"tampered")
+    with pytest.raises(ba.BuildError, match="not in the wheel cache"):
+        ba.fetch_wheels(entries[:1], "linux-x64", tmp_path, offline=True)
+
+
+def test_a_model_with_the_wrong_hash_makes_no_zip(tmp_path, monkeypatch):
+    ba = _build_addon()
+    bad = tmp_path / "face_landmarker.task"
+    bad.write_bytes(b"not the model")
+    monkeypatch.setenv("BLENDER_FACEMESH_MODEL", str(bad))
+    out = tmp_path / "dist"
+    with pytest.raises(ba.BuildError, match="sha256"):
+        ba.build_platform("linux-x64", out, ba.default_cache())
+    assert not list(out.glob("*.zip"))
