@@ -323,3 +323,81 @@ def test_missing_model_is_reported(scene, sample_clip, monkeypatch):
         bpy.ops.facemesh.process_video(filepath=str(sample_clip))
     with pytest.raises(RuntimeError, match="face_landmarker.task"):
         bpy.ops.facemesh.build_rig()
+
+
+def _run_live_until(live, cond, limit=3000):
+    for _ in range(limit):
+        if live.tick() is None or cond():
+            return
+        threading.Event().wait(0.01)
+
+
+def test_a_recording_survives_an_unwritable_takes_folder(scene, sample_clip, tmp_path):
+    from blender_facemesh.blender import live
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    scene.facemesh.take_dir = str(blocker / "takes")  # cannot be created
+    scene.facemesh.recording = True
+    live.start(bpy.context, SimulatedLiveSource(sample_clip))
+    _run_live_until(live, lambda: live.state.session.take is not None and len(live.state.session.take) >= 5)
+    assert bpy.ops.facemesh.capture_stop() == {"FINISHED"}
+    assert not _facemesh_threads()
+    saved = Take.load(scene.facemesh.last_take)
+    assert len(saved) >= 5 and "facemesh_takes" in scene.facemesh.last_take
+
+
+def test_deleting_the_target_during_a_capture_is_survived(scene, sample_clip, face_model):
+    import sys
+
+    from blender_facemesh.blender import live
+    from blender_facemesh.blender.rig import build_rig
+
+    spare_rig, spare_face = build_rig(bpy.context, face_model)
+    scene.facemesh.target_rig, scene.facemesh.target_mesh = spare_rig, spare_face
+    scene.facemesh.recording = False
+    interval = sys.getswitchinterval()
+    live.start(bpy.context, SimulatedLiveSource(sample_clip))
+    _run_live_until(live, lambda: live.state.session.frames_seen >= 5)
+    bpy.data.objects.remove(spare_rig)   # Blender frees its pose bones under the writer
+    bpy.data.objects.remove(spare_face)
+    seen = live.state.session.frames_seen
+    _run_live_until(live, lambda: live.state.session.frames_seen >= seen + 5)
+    assert live.running() and live.state.session.frames_seen >= seen + 5
+    # the writers were dropped or re-resolved to objects that exist, never left dangling
+    assert live.state.rig is None or live.state.rig.still_valid()
+    live.stop()
+    assert sys.getswitchinterval() == interval and not _facemesh_threads()
+    scene.facemesh.target_rig = scene.facemesh.target_mesh = None
+
+
+def test_an_error_inside_the_timer_stops_the_capture_cleanly(scene, sample_clip, monkeypatch):
+    import sys
+
+    from blender_facemesh.blender import live
+
+    def broken(_face):
+        raise KeyError("simulated bug")
+
+    monkeypatch.setattr(live, "apply_face", broken)
+    interval = sys.getswitchinterval()
+    live.start(bpy.context, SimulatedLiveSource(sample_clip))
+    _run_live_until(live, lambda: False, limit=500)
+    assert not live.running() and not _facemesh_threads()
+    assert "simulated bug" in live.state.message and sys.getswitchinterval() == interval
+
+
+def test_a_turned_character_gets_the_same_bone_rotations(scene, sample_take):
+    """Rotations are in the character's own axes: where it stands in the scene does not matter."""
+    _take, path = sample_take
+    rig = bpy.data.objects["FaceMesh Rig"]
+    assert bpy.ops.facemesh.bake_take(filepath=str(path), rig=rig.name) == {"FINISHED"}
+    straight = [tuple(_keys(fc)[1]) for fc in _fcurves(rig)]
+    rig.rotation_euler = (0.0, 0.0, np.pi)
+    rig.location = (3.0, 1.0, 0.0)
+    try:
+        assert bpy.ops.facemesh.bake_take(filepath=str(path), rig=rig.name) == {"FINISHED"}
+        turned = [tuple(_keys(fc)[1]) for fc in _fcurves(rig)]
+    finally:
+        rig.rotation_euler, rig.location = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+    np.testing.assert_allclose(np.array(turned), np.array(straight), atol=1e-5)

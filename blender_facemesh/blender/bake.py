@@ -35,16 +35,18 @@ def write_shape_fit(face, fit) -> None:
 def bake_take(context, take, face=None, rig=None, *, mapping=None, bones: dict | None = None,
               profile=None, face_id=None, missing: str = "HOLD", neck_share: float = 0.3,
               use_location: bool = False, fit_shapes: bool = False,
-              action_name: str = "FaceMesh Take") -> dict:
+              action_name: str = "FaceMesh Take", scene=None) -> dict:
     """Bulk-write the take's keys; returns counts (and the shape fit's replay error) for the
     report. Raises TargetError / ValueError before writing anything when something is wrong."""
     from ..core.retarget import Mapping
 
-    scene = context.scene
+    scene = scene or context.scene
     fps = scene.render.fps / scene.render.fps_base
-    rest = None
+    rest = None  # the performer's calibrated rest, else the one the live preview used, else the first frame
     if profile is not None and getattr(profile, "head_rest", None) is not None:
         rest = np.asarray(profile.head_rest, np.float64)
+    elif take.meta.get("head_rest") is not None:
+        rest = np.asarray(take.meta["head_rest"], np.float64).reshape(4, 4)
     curves = take_to_curves(take, fps, scene.frame_start, face_id, missing, rest=rest, profile=profile)
     face_writer = rig_writer = fit = None
     if face is not None:

@@ -23,6 +23,7 @@ from . import options
 from .takes import save_and_bake, save_profile
 from .targets import FaceWriter, RigWriter
 
+STARTING = "starting the tracker..."
 INTERVAL = 1 / 60   # seconds between ticks: under a 30 fps camera's frame time, so latency stays low
 PREVIEW_IMAGE = "FaceMesh Preview"
 SWITCH_INTERVAL = 0.0005  # seconds, while a capture runs (Python's default is 0.005)
@@ -55,10 +56,8 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     if state.session is not None:
         raise RuntimeError("a capture is already running: stop it first")
     scene = context.scene
-    face, rig = options.targets(scene)
     prof = options.profile(scene)
-    face_writer = FaceWriter(face, options.mapping(scene, face)) if face is not None else None
-    rig_writer = RigWriter(rig, options.bones(scene)) if rig is not None else None
+    face_writer, rig_writer = _writers(scene)
     settings = settings or options.worker_settings(context, preview=True)
     session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg,
                                                   "filters": settings.filters.as_dict()})
@@ -67,7 +66,7 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
     state.scene_name = scene.name
     state.bake_on_stop = bake_on_stop
-    state.message = "starting the tracker..."
+    state.message = STARTING
     state.tick_seconds.clear()
     # the worker's Python threads would otherwise hold the GIL for up to 5 ms at a time while
     # the UI thread waits; a shorter switch interval keeps Blender's ticks short (bench/live.py)
@@ -81,8 +80,29 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     return session
 
 
+def _writers(scene):
+    face, rig = options.targets(scene)
+    face_writer = FaceWriter(face, options.mapping(scene, face)) if face is not None else None
+    rig_writer = RigWriter(rig, options.bones(scene)) if rig is not None else None
+    return face_writer, rig_writer
+
+
+def _check_writers() -> None:
+    """Writers hold pose bones and shape keys, which Blender frees without telling Python
+    (object deleted, undo, shape keys added): re-resolve them when anything changed."""
+    if all(w is None or w.still_valid() for w in (state.face, state.rig)):
+        return
+    scene = _scene()
+    try:
+        state.face, state.rig = _writers(scene) if scene is not None else (None, None)
+    except ValueError as exc:  # TargetError: the target changed into something unusable
+        state.face = state.rig = None
+        state.message = f"live preview paused: {exc}"
+
+
 def _scene():
-    return bpy.data.scenes.get(state.scene_name) or bpy.context.scene
+    """The capture's own scene (None if it was deleted meanwhile)."""
+    return bpy.data.scenes.get(state.scene_name)
 
 
 def tick() -> float | None:
@@ -93,20 +113,26 @@ def tick() -> float | None:
     t0 = time.perf_counter()
     try:
         sample = session.poll()
+        if sample is not None:
+            if state.message == STARTING:
+                state.message = ""
+            _check_writers()
+            if sample.faces:
+                apply_face(sample.faces[0])
+                session.applied(sample)
+            if sample.preview is not None:
+                update_preview(sample)
+        stretch = session.collected()
+        if stretch is not None:
+            _finish_neutral(stretch)
     except WorkerError as exc:
-        state.message = f"capture stopped: {exc}"
         stop()
+        state.message = f"capture stopped: {exc}. " + state.message
         return None
-    if sample is not None:
-        if sample.faces:
-            apply_face(sample.faces[0])
-            session.applied(sample)
-        if sample.preview is not None:
-            update_preview(sample)
-        state.message = ""
-    stretch = session.collected()
-    if stretch is not None:
-        _finish_neutral(stretch)
+    except Exception as exc:  # noqa: BLE001 - a timer that raises is dropped by Blender with the threads running
+        stop()
+        state.message = f"capture stopped by an error: {type(exc).__name__}: {exc}. " + state.message
+        return None
     state.tick_seconds.append(time.perf_counter() - t0)
     if not session.running and session.worker.finished:
         reason = session.worker.end_reason
@@ -141,6 +167,8 @@ def update_preview(sample) -> None:
         img.scale(w, h)
     img.pixels.foreach_set(sample.preview)
     img.update()
+    if img.preview is not None:  # the panel shows the image's preview icon: refresh it
+        img.preview.reload()
     _redraw()
 
 
@@ -161,7 +189,9 @@ def set_recording(context, on: bool) -> None:
         session.start_recording()
         state.message = "recording"
     elif not on and session.recording:
-        state.message = save_and_bake(session.stop_recording(), context.scene)["message"]
+        take = session.stop_recording()
+        _keep_rest(take)
+        state.message = save_and_bake(take, context.scene)["message"]
 
 
 def stop(save_only: bool = False) -> dict:
@@ -171,41 +201,61 @@ def stop(save_only: bool = False) -> dict:
     if session is None:
         return {}
     state.session = None
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
-    take = session.stop()
-    if state.switch_interval is not None:
-        sys.setswitchinterval(state.switch_interval)
-        state.switch_interval = None
+    try:
+        if bpy.app.timers.is_registered(tick):
+            bpy.app.timers.unregister(tick)
+        take = session.stop()
+    finally:
+        if state.switch_interval is not None:
+            sys.setswitchinterval(state.switch_interval)
+            state.switch_interval = None
+        state.face = state.rig = None
     out = {"frames_seen": session.frames_seen, "dropped": session.frames_dropped}
     scene = _scene()
     if scene is not None and getattr(scene, "facemesh", None) is not None and scene.facemesh.recording:
         scene.facemesh["recording"] = False  # without running the update callback again
     if take is not None:
+        _keep_rest(take)
         out.update(save_and_bake(take, scene, bake=not save_only and state.bake_on_stop))
         state.message = out["message"]
-    state.face = state.rig = None
     return out
+
+
+def _keep_rest(take) -> None:
+    """The rest pose the live preview used goes with the take, so the bake matches what was seen."""
+    if take is not None and state.rest is not None:
+        take.meta.setdefault("head_rest", np.asarray(state.rest).tolist())
 
 
 def _finish_neutral(stretch) -> None:
     from ..core.calibration import CalibrationError, calibrate_neutral
 
     scene = _scene()
+    if scene is None:
+        state.message = "neutral not taken: the capture's scene was deleted"
+        return
     faces = [s.faces[0] for s in stretch if s.faces]
     present = np.array([bool(s.faces) for s in stretch])
     scores = np.array([s.faces[0].blendshapes if s.faces else np.full(52, np.nan) for s in stretch])
     mats = np.array([s.faces[0].head_matrix if s.faces else np.full((4, 4), np.nan) for s in stretch])
-    try:
-        base = options.profile(scene) if scene.facemesh.performer_path else None
-    except ValueError:
-        base = None
+    base = None
+    if scene.facemesh.performer_path:  # keep the saved range, whether or not calibration is applied
+        from ..core.calibration import PerformerProfile
+
+        try:
+            base = PerformerProfile.load(bpy.path.abspath(scene.facemesh.performer_path))
+        except ValueError:
+            base = None
     try:
         prof = calibrate_neutral(scores, mats, present, base=base)
     except CalibrationError as exc:
         state.message = f"neutral not taken: {exc}"
         return
-    path = save_profile(scene, prof)
+    try:
+        path = save_profile(scene, prof)
+    except OSError as exc:
+        state.message = f"neutral taken but not saved: {exc}; set the performer file to a writable place"
+        return
     state.profile = prof if scene.facemesh.use_calibration else None
     state.rest = np.asarray(prof.head_rest, np.float64) if prof.head_rest is not None else state.rest
     state.message = f"neutral taken from {len(faces)} frames; saved to {path}"
@@ -238,6 +288,11 @@ def register() -> None:
 
 
 def unregister() -> None:
-    stop(save_only=True)
-    if on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(on_load_pre)
+    from ..operators.process_video import stop_all
+
+    try:
+        stop_all()
+        stop(save_only=True)
+    finally:
+        if on_load_pre in bpy.app.handlers.load_pre:
+            bpy.app.handlers.load_pre.remove(on_load_pre)

@@ -15,8 +15,17 @@ from .targets import TargetError
 
 
 def save_take(take, scene, stem: str = "take") -> Path:
-    folder = options.take_dir(scene) if scene is not None else Path(tempfile.gettempdir()) / "facemesh_takes"
-    path = take.save(folder / f"{stem}_{datetime.now():%Y%m%d_%H%M%S_%f}.npz")
+    """Save into the scene's takes folder; if that cannot be written, into the temporary folder
+    (a recording is never dropped because of a bad folder setting)."""
+    temp = Path(tempfile.gettempdir()) / "facemesh_takes"
+    folder = options.take_dir(scene) if scene is not None else temp
+    name = f"{stem}_{datetime.now():%Y%m%d_%H%M%S_%f}.npz"
+    try:
+        path = take.save(folder / name)
+    except OSError:
+        if folder == temp:
+            raise
+        path = take.save(temp / name)
     if scene is not None:
         scene.facemesh.last_take = str(path)
     return path
@@ -27,7 +36,7 @@ def bake_with_scene(context, take, scene=None) -> dict:
     from .bake import bake_take
 
     scene = scene or context.scene
-    done = bake_take(context, take, **options.bake_kwargs(scene))
+    done = bake_take(context, take, scene=scene, **options.bake_kwargs(scene))
     if done.get("replay_error_mm") is not None:
         scene.facemesh.replay_error_mm = done["replay_error_mm"]
     return done
@@ -45,8 +54,11 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
     for a bad target: the message says what went wrong."""
     if take is None:
         return {"message": ""}
-    path = save_take(take, scene)
-    out = {"take": str(path), "frames": len(take), "message": f"saved {len(take)} frames to {path.name}"}
+    try:
+        path = save_take(take, scene)
+    except OSError as exc:
+        return {"frames": len(take), "message": f"could not save the take ({exc}); check the takes folder"}
+    out = {"take": str(path), "frames": len(take), "message": f"saved {len(take)} frames to {path}"}
     if bake and scene is not None:
         try:
             done = bake_with_scene(bpy.context, take, scene)

@@ -28,7 +28,7 @@ class FaceWriter:
         keys = face.data.shape_keys if face.type == "MESH" else None
         if keys is None or len(keys.key_blocks) < 2:
             raise TargetError(f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
-        self.face, self.mapping, self.keys = face, mapping, keys
+        self.face, self.mapping, self.keys, self.name = face, mapping, keys, face.name
         self.compiled = mapping.compile()
         self.names = self.compiled.targets
         missing = [n for n in self.names if n not in keys.key_blocks]
@@ -36,8 +36,24 @@ class FaceWriter:
             raise TargetError(f"{face.name} has no shape key {missing[0]!r} that the mapping names; "
                               "run Auto Map again or edit the mapping")
         self.blocks = [keys.key_blocks[n] for n in self.names]
+        self._stamp = self._signature()
 
         self.last = [None] * len(self.blocks)
+
+    def _signature(self):
+        obj = bpy.data.objects.get(self.name)
+        keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+        if keys is None:
+            return None
+        return (obj.as_pointer(), keys.as_pointer(), len(keys.key_blocks),
+                tuple(keys.key_blocks[n].as_pointer() if n in keys.key_blocks else 0 for n in self.names))
+
+    def still_valid(self) -> bool:
+        """False once Blender freed or moved what this writer holds (deleted, undo, keys edited)."""
+        try:
+            return self._stamp is not None and self._signature() == self._stamp
+        except ReferenceError:
+            return False
 
     def apply(self, scores: np.ndarray) -> None:
         """One frame; a key whose value did not change is not written (RNA writes cost ~2 us)."""
@@ -58,23 +74,39 @@ class FaceWriter:
 
 
 class RigWriter:
-    """Head, neck and eye rotations (world axes at rest) onto an armature's pose bones."""
+    """Head, neck and eye rotations onto an armature's pose bones. Rotations come in the
+    character's axes (armature space: -Y forward, +Z up), as core.bake computes them."""
 
     def __init__(self, rig, bones: dict):
         if rig.type != "ARMATURE":
             raise TargetError(f"{rig.name} is not an armature")
         if not bones.get("head") or bones["head"] not in rig.pose.bones:
             raise TargetError(f"{rig.name} has no bone named {bones.get('head')!r}: set the head bone")
-        self.rig = rig
+        self.rig, self.name = rig, rig.name
         self.bones = {role: name for role, name in bones.items() if name and name in rig.pose.bones}
-        world = np.array(rig.matrix_world.to_3x3())
+        # armature space, not world: the rotation is the character's own (facing its -Y), so a
+        # character turned or placed anywhere in the scene nods and rolls the right way
         self.rest, self._rest_q, self._pose_bones = {}, {}, {}
         for role, name in self.bones.items():
-            r = world @ np.array(rig.data.bones[name].matrix_local.to_3x3())
+            r = np.array(rig.data.bones[name].matrix_local.to_3x3())
             self.rest[role] = r = r / np.linalg.norm(r, axis=0, keepdims=True)
             self._rest_q[role] = Matrix(r.tolist()).to_quaternion()
             self._pose_bones[role] = pb = rig.pose.bones[name]
             pb.rotation_mode = "QUATERNION"
+        self._stamp = self._signature()
+
+    def _signature(self):
+        obj = bpy.data.objects.get(self.name)
+        if obj is None or obj.type != "ARMATURE":
+            return None
+        return (obj.as_pointer(), obj.pose.as_pointer(),
+                tuple(obj.pose.bones[n].as_pointer() if n in obj.pose.bones else 0 for n in self.bones.values()))
+
+    def still_valid(self) -> bool:
+        try:
+            return self._stamp is not None and self._signature() == self._stamp
+        except ReferenceError:
+            return False
 
     @property
     def has_neck(self) -> bool:

@@ -100,6 +100,7 @@ class CaptureWorker:
         self.delegate = ""
         self.delegate_reason = ""
         self.ready = threading.Event()     # set once the landmarker is up (or failed)
+        self._failure: WorkerError | None = None  # raised by the next drain()
         self.frames_read = 0
         self.frames_processed = 0
         self.samples_dropped = 0           # dropped from the output queue (live only)
@@ -155,14 +156,24 @@ class CaptureWorker:
         return item
 
     def drain(self, max_items: int | None = None) -> list[Sample]:
-        """Everything queued now, without waiting; raises WorkerError if the thread failed."""
+        """Everything queued now, without waiting; raises WorkerError if the thread failed
+        (after handing over, on the call before, the samples that came ahead of the failure)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
         out = []
         while max_items is None or len(out) < max_items:
             try:
                 item = self._out.get_nowait()
             except queue.Empty:
                 break
-            sample = self._take(item)
+            try:
+                sample = self._take(item)
+            except WorkerError as exc:
+                if not out:
+                    raise
+                self._failure = exc
+                break
             if sample is None:
                 break
             out.append(sample)

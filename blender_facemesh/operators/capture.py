@@ -63,7 +63,8 @@ class FACEMESH_OT_capture_start(bpy.types.Operator):
     def invoke(self, context, event):
         if self.execute(context) != {"FINISHED"}:
             return {"CANCELLED"}
-        context.window_manager.modal_handler_add(self)
+        if context.window is None or not context.window_manager.modal_handler_add(self):
+            return {"FINISHED"}  # the timer runs the capture; Stop in the panel ends it
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):

@@ -1,6 +1,14 @@
 import bpy
 
 
+_running_jobs: set = set()  # so unregister() can stop a processing left running
+
+
+def stop_all() -> None:
+    for job in list(_running_jobs):
+        job.cancel()
+
+
 class _Job:
     """One video through the worker into a take. File sources never drop frames."""
 
@@ -17,6 +25,7 @@ class _Job:
         self.take = Take(info.fps, info.width, info.height, source={**info.as_dict(), "start_frame": start},
                          meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict()})
         self.worker = CaptureWorker(source, settings).start()
+        _running_jobs.add(self)
 
     def step(self) -> bool:
         """Move finished samples into the take; True once the whole file is done."""
@@ -27,10 +36,13 @@ class _Job:
 
     def run(self, on_progress) -> None:
         """Blocking: the whole file (for scripts and headless Blender)."""
-        for i, s in enumerate(self.worker, 1):
-            self.take.append(s)
-            if i % 10 == 0:
-                on_progress(self.progress)
+        try:
+            for i, s in enumerate(self.worker, 1):
+                self.take.append(s)
+                if i % 10 == 0:
+                    on_progress(self.progress)
+        finally:
+            self.cancel()
 
     @property
     def progress(self) -> float:
@@ -38,6 +50,7 @@ class _Job:
 
     def cancel(self):
         self.worker.stop()
+        _running_jobs.discard(self)
 
 
 class FACEMESH_OT_process_video(bpy.types.Operator):
@@ -71,6 +84,8 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         from ..blender import options
 
         err = options.check_model(context) or self._check_targets(context)
+        if not err and self.bake and options.targets(context.scene) == (None, None):
+            err = "no target to bake onto: build the capture rig or pick your mesh and armature (or turn Bake off)"
         if err:
             self.report({"ERROR"}, err)
             return False
@@ -100,11 +115,16 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         from ..core.calibration import CalibrationError
 
         take = self._job.take
+        self._job.cancel()
         if not len(take) or not take.face_present.any():
             self.report({"ERROR"}, f"no face found in {len(take)} frames of the video: nothing to bake; "
                                    "check the video shows a face, lit and facing the camera")
             return {"CANCELLED"}
-        path = save_take(take, context.scene, stem="video")
+        try:
+            path = save_take(take, context.scene, stem="video")
+        except OSError as exc:
+            self.report({"ERROR"}, f"could not save the take: {exc}; check the takes folder")
+            return {"CANCELLED"}
         if not self.bake:
             self.report({"INFO"}, f"saved {len(take)} frames to {path}")
             return {"FINISHED"}
@@ -134,13 +154,23 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         return self._finish(context)
 
     def invoke(self, context, event):
+        if context.window is None:  # no window to run modal in (scripts): do it blocking
+            return self.execute(context)
         if not self._start(context):
             return {"CANCELLED"}
         wm = context.window_manager
+        if not wm.modal_handler_add(self):
+            self._job.cancel()
+            return self.execute(context)
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)
-        wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
+
+    def cancel(self, context):
+        """Blender ends the operator itself (file loaded, window closed): stop the threads."""
+        if self._job is not None:
+            self._job.cancel()
+        self._end_modal(context)
 
     def _status(self, context, text):
         if context.workspace is not None:

@@ -63,7 +63,7 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
             row.prop(s, "frame_start")
             row.prop(s, "frame_end")
             op = layout.operator("facemesh.process_video", icon="FILE_MOVIE")
-            op.filepath, op.frame_start, op.frame_end = s.video_path, s.frame_start, s.frame_end - 1 if s.frame_end else -1
+            op.filepath, op.frame_start, op.frame_end = s.video_path, s.frame_start, s.frame_end if s.frame_end else -1
         elif st["running"]:
             row = layout.row(align=True)
             row.operator("facemesh.capture_stop", icon="PAUSE")
