@@ -45,8 +45,9 @@ class FaceWriter:
         keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
         if keys is None:
             return None
-        return (obj.as_pointer(), keys.as_pointer(), len(keys.key_blocks),
-                tuple(keys.key_blocks[n].as_pointer() if n in keys.key_blocks else 0 for n in self.names))
+        # cheap enough for every tick: key blocks are allocated one by one, so only a removal
+        # (the count changes) or a new Key data-block (undo) can free the ones held here
+        return obj.as_pointer(), keys.as_pointer(), len(keys.key_blocks)
 
     def still_valid(self) -> bool:
         """False once Blender freed or moved what this writer holds (deleted, undo, keys edited)."""
@@ -99,8 +100,8 @@ class RigWriter:
         obj = bpy.data.objects.get(self.name)
         if obj is None or obj.type != "ARMATURE":
             return None
-        return (obj.as_pointer(), obj.pose.as_pointer(),
-                tuple(obj.pose.bones[n].as_pointer() if n in obj.pose.bones else 0 for n in self.bones.values()))
+        head = obj.pose.bones.get(self.bones["head"])
+        return obj.as_pointer(), obj.pose.as_pointer(), len(obj.pose.bones), head.as_pointer() if head else 0
 
     def still_valid(self) -> bool:
         try:
