@@ -225,7 +225,8 @@ def cmd_blend(args) -> int:
 
     from . import register
     from .blender.rig import build_rig
-    from .blender.takes import bake_with_scene, describe, match_scene_to_take
+    from .blender.sync import match_scene_to_take
+    from .blender.takes import bake_with_scene, describe
     from .core.model import load_model
 
     bpy.ops.wm.read_factory_settings(use_empty=True)

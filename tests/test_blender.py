@@ -401,3 +401,37 @@ def test_a_turned_character_gets_the_same_bone_rotations(scene, sample_take):
     finally:
         rig.rotation_euler, rig.location = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
     np.testing.assert_allclose(np.array(turned), np.array(straight), atol=1e-5)
+
+
+def test_process_video_lines_up_scene_sound_and_reference(scene, footage):
+    """Frames 50.. of a 25 fps clip with sound: the scene takes its rate, the sound strip starts
+    so that the audio at the first tracked frame plays on the first key, and a camera shows the
+    video behind the face."""
+    clip = footage / "tv_interview_headturn_224.mp4"
+    assert bpy.ops.facemesh.process_video(filepath=str(clip), frame_start=50, frame_end=99, match_scene=True,
+                                          add_sound=True, add_reference=True) == {"FINISHED"}
+    take = Take.load(scene.facemesh.last_take)
+    assert scene.render.fps == 25 and scene.frame_end == scene.frame_start + 49
+    face = bpy.data.objects["FaceMesh Face"]
+    first_key = _keys(_fcurves(face.data.shape_keys)[0])[0][0]
+    ed = scene.sequence_editor
+    strips = ed.strips if hasattr(ed, "strips") else ed.sequences
+    sound = strips["FaceMesh Audio"]
+    assert sound.type == "SOUND"
+    # video time t[0] (2.0 s) lands on the first key
+    assert sound.frame_start + take.t[0] * 25 == pytest.approx(first_key, abs=1e-3)
+    cam = bpy.data.objects["FaceMesh Reference"]
+    bg = cam.data.background_images[0]
+    assert bg.source == "MOVIE_CLIP" and bg.clip.filepath.endswith(clip.name)
+    assert bg.clip.frame_start == round(first_key - take.t[0] * 25)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (224, 224) and scene.camera == cam
+    scene.render.fps = 30
+
+
+def test_a_video_without_sound_gets_no_sound_strip(scene, sample_clip):
+    ed = scene.sequence_editor_create()
+    strips = ed.strips if hasattr(ed, "strips") else ed.sequences
+    for s in list(strips):
+        strips.remove(s)
+    assert bpy.ops.facemesh.process_video(filepath=str(sample_clip), add_sound=True) == {"FINISHED"}
+    assert len(strips) == 0

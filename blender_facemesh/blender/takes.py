@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 import bpy
-import numpy as np
 
 from . import options
 from .targets import TargetError
@@ -80,16 +79,3 @@ def save_profile(scene, prof) -> Path:
     path = Path(bpy.path.abspath(s.performer_path))
     prof.save(path)
     return path
-
-
-def match_scene_to_take(scene, take) -> None:
-    """Scene fps and frame range from the take (29.97 and 23.976 kept exact via fps_base)."""
-    fps = float(take.fps)
-    whole = round(fps)
-    if abs(fps - whole) < 1e-3:
-        scene.render.fps, scene.render.fps_base = whole, 1.0
-    else:
-        scene.render.fps = int(np.ceil(fps))
-        scene.render.fps_base = scene.render.fps / fps
-    scene.frame_start = 1
-    scene.frame_end = 1 + int(np.floor(take.duration * fps + 1e-6))

@@ -69,6 +69,12 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
     face: bpy.props.StringProperty(name="Face Mesh", description="Target mesh; empty: the scene's target")
     rig: bpy.props.StringProperty(name="Armature", description="Target armature; empty: the scene's target")
     bake: bpy.props.BoolProperty(name="Bake", default=True)
+    match_scene: bpy.props.BoolProperty(name="Match Scene", default=False,
+                                        description="Set the scene's fps and frame range from the video")
+    add_sound: bpy.props.BoolProperty(name="Add Sound", default=True,
+                                      description="Add the video's audio as a sound strip lined up with the keys")
+    add_reference: bpy.props.BoolProperty(name="Reference Camera", default=False,
+                                          description="A camera with the video as its background, for checking by eye")
 
     _job = None
     _timer = None
@@ -110,6 +116,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         return ""
 
     def _finish(self, context):
+        from ..blender.sync import add_reference_camera, add_sound_strip, match_scene_to_take
         from ..blender.takes import bake_with_scene, describe, save_take
         from ..blender.targets import TargetError
         from ..core.calibration import CalibrationError
@@ -125,15 +132,28 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         except OSError as exc:
             self.report({"ERROR"}, f"could not save the take: {exc}; check the takes folder")
             return {"CANCELLED"}
-        if not self.bake:
-            self.report({"INFO"}, f"saved {len(take)} frames to {path}")
-            return {"FINISHED"}
-        try:
-            done = bake_with_scene(context, take)
-        except (TargetError, CalibrationError, ValueError) as exc:
-            self.report({"ERROR"}, f"saved the take to {path.name} but could not bake: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"{describe(done)}; take saved to {path.name}")
+        scene = context.scene
+        if self.match_scene:
+            match_scene_to_take(scene, take)
+        text = f"take saved to {path.name}"
+        if self.bake:
+            try:
+                done = bake_with_scene(context, take)
+            except (TargetError, CalibrationError, ValueError) as exc:
+                self.report({"ERROR"}, f"saved the take to {path.name} but could not bake: {exc}")
+                return {"CANCELLED"}
+            text = f"{describe(done)}; {text}"
+        video = take.source.get("name", "")
+        if self.add_sound and video:
+            strip = add_sound_strip(scene, video, take)
+            text += "; sound strip added" if strip is not None else "; the video has no sound"
+        if self.add_reference and video:
+            from ..blender import options
+
+            fov = take.meta.get("fov_deg") or 63.0
+            add_reference_camera(scene, video, take, fov, options.targets(scene)[1])
+            text += "; reference camera added"
+        self.report({"INFO"}, text)
         return {"FINISHED"}
 
     def execute(self, context):
