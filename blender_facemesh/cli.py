@@ -226,7 +226,7 @@ def cmd_blend(args) -> int:
     from . import register
     from .blender.rig import build_rig
     from .blender.sync import match_scene_to_take
-    from .blender.takes import bake_with_scene, describe
+    from .blender.takes import bake_with_scene, describe, list_take
     from .core.model import load_model
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -236,7 +236,7 @@ def cmd_blend(args) -> int:
     build_rig(bpy.context, load_model(args.model))
     done = bake_with_scene(bpy.context, take, scene)
     take_path = take.save(out.with_suffix(".npz"))
-    scene.facemesh.last_take = str(take_path)
+    list_take(scene, take, take_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
     print(f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}")

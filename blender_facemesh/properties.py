@@ -42,6 +42,17 @@ class FACEMESH_PG_mapping(bpy.types.PropertyGroup):
     enabled: BoolProperty(name="On", default=True)
 
 
+class FACEMESH_PG_take(bpy.types.PropertyGroup):
+    """A saved take as the panel lists it (the data stays in its file)."""
+
+    name: StringProperty(name="Name")
+    filepath: StringProperty(name="File", subtype="FILE_PATH")
+    frames: IntProperty(name="Frames")
+    duration: FloatProperty(name="Length", unit="TIME_ABSOLUTE")
+    fps: FloatProperty(name="fps")
+    source: StringProperty(name="Source", description="What the take was recorded from")
+
+
 class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     source: EnumProperty(name="Source", items=SOURCE_ITEMS, default="CAMERA")
     camera_index: IntProperty(name="Camera", min=0, max=15, default=0,
@@ -67,6 +78,8 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     use_location: BoolProperty(name="Head Location", default=False,
                                description="Also move the neck bone with the head's position (metres)")
 
+    takes: CollectionProperty(type=FACEMESH_PG_take)
+    take_index: IntProperty(default=0)
     mappings: CollectionProperty(type=FACEMESH_PG_mapping)
     mapping_index: IntProperty(default=0)
     mapping_preset: StringProperty(name="Preset", default="")
@@ -85,7 +98,7 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     frame_end: IntProperty(name="End", min=0, default=0, description="Last video frame (0: to the end)")
 
 
-classes = (FACEMESH_PG_mapping, FACEMESH_PG_settings)
+classes = (FACEMESH_PG_mapping, FACEMESH_PG_take, FACEMESH_PG_settings)
 
 
 def register():

@@ -435,3 +435,28 @@ def test_a_video_without_sound_gets_no_sound_strip(scene, sample_clip):
         strips.remove(s)
     assert bpy.ops.facemesh.process_video(filepath=str(sample_clip), add_sound=True) == {"FINISHED"}
     assert len(strips) == 0
+
+
+def test_takes_are_listed_renamed_rebaked_and_deleted(scene, sample_take, face_model):
+    from pathlib import Path
+
+    from blender_facemesh.blender.rig import build_rig
+
+    f = scene.facemesh
+    assert len(f.takes) >= 3  # every processed or recorded take so far
+    item = f.takes[f.take_index]
+    assert item.filepath == f.last_take and item.frames > 0 and item.fps > 0 and item.source
+    item.name = "best take"  # rename in place
+    # re-bake the selected take onto another target
+    other_rig, other_face = build_rig(bpy.context, face_model)
+    f.target_rig, f.target_mesh = other_rig, other_face
+    assert bpy.ops.facemesh.take_bake() == {"FINISHED"}
+    curves = _fcurves(other_face.data.shape_keys)
+    assert len(curves) == 52 and len(curves[0].keyframe_points) > 0
+    path = Path(item.filepath)
+    n = len(f.takes)
+    assert bpy.ops.facemesh.take_delete(delete_file=True) == {"FINISHED"}
+    assert len(f.takes) == n - 1 and not path.exists()
+    with pytest.raises(RuntimeError, match="no take selected"):
+        bpy.ops.facemesh.take_bake(index=99)
+    f.target_rig = f.target_mesh = None

@@ -26,8 +26,22 @@ def save_take(take, scene, stem: str = "take") -> Path:
             raise
         path = take.save(temp / name)
     if scene is not None:
-        scene.facemesh.last_take = str(path)
+        list_take(scene, take, path)
     return path
+
+
+def list_take(scene, take, path) -> None:
+    """Add a saved take to the scene's take list (or refresh its entry) and make it current."""
+    s = scene.facemesh
+    path = str(path)
+    item = next((t for t in s.takes if t.filepath == path), None) or s.takes.add()
+    item.filepath = path
+    item.name = item.name or Path(path).stem
+    item.frames, item.duration, item.fps = len(take), take.duration, take.fps
+    src = take.source or {}
+    item.source = Path(str(src.get("name", ""))).name or str(src.get("kind", ""))
+    s.take_index = list(s.takes).index(item)
+    s.last_take = path
 
 
 def bake_with_scene(context, take, scene=None) -> dict:

@@ -16,7 +16,7 @@ class FACEMESH_OT_bake_take(bpy.types.Operator):
     filter_glob: bpy.props.StringProperty(default="*.npz;*.json", options={"HIDDEN"})
 
     def execute(self, context):
-        from ..blender.takes import bake_with_scene, describe
+        from ..blender.takes import bake_with_scene, describe, list_take
         from ..blender.targets import TargetError
         from ..core.calibration import CalibrationError
         from ..core.take import Take, TakeError
@@ -41,7 +41,7 @@ class FACEMESH_OT_bake_take(bpy.types.Operator):
         except (TakeError, TargetError, CalibrationError, ValueError) as exc:
             self.report({"ERROR"}, f"cannot bake: {exc}")
             return {"CANCELLED"}
-        s.last_take = path
+        list_take(context.scene, take, bpy.path.abspath(path))
         self.report({"INFO"}, describe(done))
         return {"FINISHED"}
 

@@ -35,6 +35,17 @@ class FACEMESH_UL_mappings(bpy.types.UIList):
         sub.prop(item, "gain", text="")
 
 
+class FACEMESH_UL_takes(bpy.types.UIList):
+    """Takes: the name can be edited in place (double-click); length, fps and source shown."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "name", text="", emboss=False, icon="ACTION")
+        sub = row.row(align=True)
+        sub.alignment = "RIGHT"
+        sub.label(text=f"{item.duration:.1f} s, {item.fps:.4g} fps, {item.source}")
+
+
 class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
     bl_label = "Capture"
 
@@ -157,6 +168,9 @@ class FACEMESH_PT_bake(_Panel, bpy.types.Panel):
         if s.replay_error_mm >= 0:
             layout.label(text=f"shape-key replay error: {s.replay_error_mm:.2f} mm RMS")
         layout.prop(s, "take_dir")
-        layout.prop(s, "last_take")
-        op = layout.operator("facemesh.bake_take", icon="KEYINGSET")
-        op.filepath = s.last_take
+        row = layout.row()
+        row.template_list("FACEMESH_UL_takes", "", s, "takes", s, "take_index", rows=4)
+        col = row.column(align=True)
+        col.operator("facemesh.take_delete", text="", icon="X")
+        col.operator("facemesh.bake_take", text="", icon="FILEBROWSER").filepath = ""
+        layout.operator("facemesh.take_bake", icon="KEYINGSET")
