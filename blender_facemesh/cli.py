@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("input", help="video file, image folder or pattern, a take (.npz/.json), or 'sample'")
     b.add_argument("--output", "-o", required=True, help=".blend file to write")
     _add_tracking_args(b)
+    bt = sub.add_parser("batch", help="track many videos into takes (and .blend files); bad files are "
+                                      "reported and skipped (exit 1 if any failed)")
+    bt.add_argument("inputs", nargs="+", help="video files and/or folders of videos")
+    bt.add_argument("--output", "-o", required=True, help="folder for the takes (and .blend files)")
+    bt.add_argument("--format", choices=["npz", "json"], default="npz", help="take file format (default npz)")
+    bt.add_argument("--blend", action="store_true", help="also write a .blend per video with the rig baked (bpy)")
+    _add_tracking_args(bt)
     f = sub.add_parser("fetch-model", help="download face_landmarker.task into the user cache")
     f.add_argument("--dest", help="file to write (default: user cache)")
     sub.add_parser("info", help="show the model, delegate and versions found here")
@@ -180,48 +187,37 @@ def cmd_track(args) -> int:
     return 0
 
 
-def cmd_blend(args) -> int:
-    """Everything the add-on does for a video, headless: track, build the rig, bake, save."""
-    from .core.landmarker import LandmarkerError, LandmarkerSettings
-    from .core.model import ModelError, find_model
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
+
+
+def _track_file(spec: str, args, label: str = ""):
+    """A video (or image sequence) into a take, with a progress bar. Raises the core's errors."""
+    from .core.landmarker import LandmarkerSettings
     from .core.sources import SourceError, open_source
-    from .core.take import Take, TakeError
-    from .core.worker import WorkerError, WorkerSettings, track_take
+    from .core.worker import WorkerSettings, track_take
 
-    out = Path(args.output).expanduser().resolve()
-    if out.suffix.lower() != ".blend":
-        return _fail(f"output {out.name} must end in .blend")
-    try:
-        import bpy
-    except ImportError:
-        return _fail("the bpy module is not installed: pip install bpy==5.0.1 (Python 3.11), "
-                     "or run this inside Blender")
-    spec = args.input
-    try:
-        find_model(args.model)
-        if spec.lower().endswith((".npz", ".json")):
-            take = Take.load(spec)
-        else:
-            if spec == "sample":
-                from .core.synthetic import sample_clip_path
+    if spec == "sample":
+        from .core.synthetic import sample_clip_path
 
-                spec = str(sample_clip_path())
-            source = open_source(spec, fps=args.fps)
-            if source.live:
-                source.close()
-                return _fail("blend needs a video or image files; record a camera with `track` first")
-            settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
-                                      filters=_filter_settings(args), fov_deg=args.fov)
-            bar = ProgressBar(source.info.frame_count, label=Path(source.info.name).name[:24],
-                              enabled=False if args.quiet else None)
-            take = track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
-            bar.close()
-    except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
-        return _fail(str(exc))
-    except WorkerError as exc:
-        return _fail(str(exc), EXIT_FAILED)
-    if not len(take) or not take.face_present.any():
-        return _fail(f"no face found in {args.input}: nothing to animate")
+        spec = str(sample_clip_path())
+    source = open_source(spec, fps=args.fps)
+    if source.live:
+        source.close()
+        raise SourceError("a camera cannot be processed here; record it with `track` first")
+    settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
+                              filters=_filter_settings(args), fov_deg=args.fov)
+    bar = ProgressBar(source.info.frame_count, label=label or Path(source.info.name).name[:24],
+                      enabled=False if args.quiet else None)
+    try:
+        return track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
+    finally:
+        bar.close()
+
+
+def _write_blend(take, out: Path, model_path=None) -> str:
+    """A fresh scene with the capture rig and the take baked, saved as ``out`` (the take as
+    .npz beside it). Returns the summary line."""
+    import bpy
 
     from . import register
     from .blender.rig import build_rig
@@ -230,17 +226,109 @@ def cmd_blend(args) -> int:
     from .core.model import load_model
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    register()
+    if not hasattr(bpy.types.Scene, "facemesh"):  # inside Blender with the add-on on, it already is
+        register()
     scene = bpy.context.scene
     match_scene_to_take(scene, take)
-    build_rig(bpy.context, load_model(args.model))
+    build_rig(bpy.context, load_model(model_path))
     done = bake_with_scene(bpy.context, take, scene)
     take_path = take.save(out.with_suffix(".npz"))
     list_take(scene, take, take_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
-    print(f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}")
+    return f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}"
+
+
+def _have_bpy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bpy") is not None
+
+
+def cmd_blend(args) -> int:
+    """Everything the add-on does for a video, headless: track, build the rig, bake, save."""
+    from .core.landmarker import LandmarkerError
+    from .core.model import ModelError, find_model
+    from .core.sources import SourceError
+    from .core.take import Take, TakeError
+    from .core.worker import WorkerError
+
+    out = Path(args.output).expanduser().resolve()
+    if out.suffix.lower() != ".blend":
+        return _fail(f"output {out.name} must end in .blend")
+    if not _have_bpy():
+        return _fail("the bpy module is not installed: pip install bpy==5.0.1 (Python 3.11), "
+                     "or run this inside Blender")
+    try:
+        find_model(args.model)
+        take = Take.load(args.input) if args.input.lower().endswith((".npz", ".json")) else _track_file(args.input, args)
+    except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
+        return _fail(str(exc))
+    except WorkerError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    if not len(take) or not take.face_present.any():
+        return _fail(f"no face found in {args.input}: nothing to animate")
+    print(_write_blend(take, out, args.model))
     return 0
+
+
+def _batch_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Videos named directly or found in folders (sorted); and the names that are neither."""
+    found, bad = [], []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.is_file():
+            found.append(p)
+        else:
+            bad.append(item)
+    return list(dict.fromkeys(found)), bad
+
+
+def cmd_batch(args) -> int:
+    """Many videos into takes (and .blend files); a bad file is reported and skipped."""
+    from .core.landmarker import LandmarkerError
+    from .core.model import ModelError, find_model
+    from .core.sources import SourceError
+    from .core.take import TakeError
+    from .core.worker import WorkerError
+
+    videos, missing = _batch_inputs(args.inputs)
+    for m in missing:
+        print(f"error: {m}: not found (give video files or folders)", file=sys.stderr)
+    if not videos:
+        return _fail("no videos to process: give video files or folders holding them "
+                     f"({', '.join(VIDEO_EXTENSIONS)})")
+    if args.blend and not _have_bpy():
+        return _fail("--blend needs the bpy module: pip install bpy==5.0.1 (Python 3.11), or run inside Blender")
+    try:
+        find_model(args.model)
+    except ModelError as exc:
+        return _fail(str(exc))
+    out_dir = Path(args.output).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    t0 = time.monotonic()
+    for i, video in enumerate(videos, 1):
+        label = f"[{i}/{len(videos)}] {video.name[:20]}"
+        try:
+            take = _track_file(str(video), args, label)
+            if not take.face_present.any():
+                raise SourceError(f"no face found in its {len(take)} frames")
+            dest = out_dir / f"{video.stem}.{args.format}"
+            take.save(dest)
+            line = f"{label}: {len(take)} frames, face in {int(take.face_present.sum())} -> {dest}"
+            if args.blend:
+                line += "; " + _write_blend(take, out_dir / f"{video.stem}.blend", args.model)
+            print(line, flush=True)
+        except (SourceError, TakeError, LandmarkerError, WorkerError, ValueError, OSError) as exc:
+            failed.append((str(video), str(exc)))
+            print(f"error: {video}: {exc} (skipped)", file=sys.stderr, flush=True)
+    print(f"batch: {len(videos) - len(failed)} of {len(videos)} videos done in {time.monotonic() - t0:.1f} s"
+          + (f"; failed: {', '.join(Path(f[0]).name for f in failed)}" if failed else "")
+          + (f"; not found: {', '.join(missing)}" if missing else ""))
+    return 0 if not failed and not missing else EXIT_FAILED
 
 
 def cmd_fetch_model(args) -> int:
@@ -274,6 +362,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging out of the bar
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    handler = {"track": cmd_track, "blend": cmd_blend, "fetch-model": cmd_fetch_model,
+    handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "fetch-model": cmd_fetch_model,
                "info": cmd_info}[args.command]
     return handler(args)
