@@ -460,3 +460,19 @@ def test_takes_are_listed_renamed_rebaked_and_deleted(scene, sample_take, face_m
     with pytest.raises(RuntimeError, match="no take selected"):
         bpy.ops.facemesh.take_bake(index=99)
     f.target_rig = f.target_mesh = None
+
+
+def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
+    """Frames 15.. of the sample clip with a sound track: the audio at the first tracked frame
+    (0.5 s into the video) plays on the first key."""
+    assert bpy.ops.facemesh.process_video(filepath=str(sample_clip_with_sound), frame_start=15,
+                                          add_sound=True) == {"FINISHED"}
+    take = Take.load(scene.facemesh.last_take)
+    assert take.t[0] == pytest.approx(0.5, abs=1e-3)
+    face = bpy.data.objects["FaceMesh Face"]
+    first_key = _keys(_fcurves(face.data.shape_keys)[0])[0][0]
+    assert first_key == scene.frame_start
+    ed = scene.sequence_editor
+    sound = (ed.strips if hasattr(ed, "strips") else ed.sequences)["FaceMesh Audio"]
+    assert sound.frame_final_duration > 80  # the 3 s tone, not an empty strip
+    assert sound.frame_start + 0.5 * scene.render.fps == pytest.approx(first_key, abs=1e-3)

@@ -1,0 +1,322 @@
+"""Epic's Live Link Face (iPhone) CSV: read a recording into a Take, write any take in its format.
+
+The format, as the app writes it (recordings in github.com/alexdjulin/LiveLinkFace-CSV-Retarget-
+For-Motionbuilder anim/*.csv; the same header in nmfisher/blender_livelinkface):
+  * header ``Timecode,BlendShapeCount,`` + 52 ARKit names capitalised (``JawRight`` before
+    ``JawLeft`` and ``MouthRight`` before ``MouthLeft``: not Apple's order, so columns are matched
+    by name) + ``HeadYaw,HeadPitch,HeadRoll,LeftEyeYaw,...,RightEyeRoll``; BlendShapeCount is 61;
+    values with 10 decimals;
+  * Timecode ``HH:MM:SS:FF.sss``: FF the frame, ``.sss`` a fraction of a frame. A recording with
+    rows two frames apart reads ``13:13:04:31.652``, ``:33.651``, ``:35.651``: frames up to 59 (a
+    60 fps timecode, 30 Hz rows) and a phase that drifts a little. Drop-frame uses ``;`` before FF.
+
+Angles are radians. In the app's files eye pitch is about 0.2 when EyeLookUp/Down is about 0.4,
+which is 10-12 degrees if it is radians and 0.2 degrees if it were degrees. Two importers agree:
+Diffeomorphic's import_daz Live Link importer uses the columns as Blender radians unscaled (it
+scales FaceCap's degrees), and JimWest/MeFaMo sends radians to Unreal.
+Signs: in the same files, eye yaw is negative when both eyes look toward the performer's left
+(EyeLookOutLeft + EyeLookInRight) and pitch is negative looking up. That is Unreal's FRotator
+for the ARKit rotation moved into Unreal's axes (X = -Z, Y = X, Z = Y), which is how Epic's code
+converts ARKit transforms. We assume the head uses the same convention, and MeFaMo agrees:
+from MediaPipe's pose matrix (our head_matrix convention) it sends HeadPitch = +rotation about
+camera X, HeadYaw = -rotation about Y and HeadRoll = -rotation about Z. So, with the performer
+facing the phone:
+  HeadYaw   > 0: turns to the performer's right (nose toward image left)
+  HeadPitch > 0: nose down
+  HeadRoll  > 0: top of the head toward the performer's left shoulder (image right)
+The rotation is ``Ry(-yaw) @ Rx(pitch) @ Rz(-roll)`` about camera axes, which is
+``synthetic.euler_to_matrix(-yaw, pitch, -roll)`` in degrees. Eyes work the same way: yaw > 0
+looks toward the performer's right and pitch > 0 looks down, so the signs are the opposite of
+``retarget.eye_rotations``. We found no Epic document for these conventions. They are inferred
+as above, and we take head angles as relative to the phone's camera, held upright (nmfisher
+notes that yaw and pitch flip in landscape).
+
+Reading: one face (id 0), head at HEAD_DISTANCE_CM in front of the camera with scale 1. t is
+taken from the timecode relative to the first row; a time-of-day timecode passing midnight is
+unwrapped. Rows whose time does not increase are nudged forward by 1 microsecond, and a step
+back of more than one frame is an error. fps is the argument if given. Otherwise it is
+inferred: a ``;`` timecode means 29.97 (59.94 if a frame number is 30 or more); otherwise it is
+the smallest of 24/25/30/48/50/60/120 above the largest frame number, once the file crosses a
+second boundary, and DEFAULT_FPS (60, what the app's recordings show) when it does not. Eye
+angles go to ``meta["eye_angles"]`` as (frames, 2 [left, right], 3 [yaw, pitch, roll])
+radians, in retarget.eye_rotations' convention (yaw > 0 toward the performer's left, pitch
+> 0 up; roll > 0 the top of the eye toward the performer's right), that is, the file's values
+negated.
+Writing: rows where the face is absent are skipped. NaN values are written as 0. Eye angles
+come from a Live Link take's own ``meta["eye_angles"]``, otherwise from
+``retarget.eye_rotations`` of the scores, with roll 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .channels import ARKIT_INDEX, ARKIT_NAMES
+from .geometry import rotation_part
+from .take import _ARRAYS, Take
+
+BLENDSHAPE_COLUMNS = (
+    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
+    "EyeSquintLeft", "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight",
+    "EyeLookOutRight", "EyeLookUpRight", "EyeSquintRight", "EyeWideRight", "JawForward",
+    "JawRight", "JawLeft", "JawOpen", "MouthClose", "MouthFunnel", "MouthPucker", "MouthRight",
+    "MouthLeft", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft", "MouthFrownRight",
+    "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight",
+    "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper", "MouthPressLeft",
+    "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft",
+    "MouthUpperUpRight", "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft",
+    "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft",
+    "NoseSneerRight", "TongueOut",
+)
+HEAD_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll")
+EYE_COLUMNS = ("LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
+HEADER = ("Timecode", "BlendShapeCount") + BLENDSHAPE_COLUMNS + HEAD_COLUMNS + EYE_COLUMNS
+BLENDSHAPE_COUNT = 61
+DEFAULT_FPS = 60.0
+HEAD_DISTANCE_CM = 50.0
+_ARKIT_OF = [ARKIT_INDEX[c[0].lower() + c[1:]] for c in BLENDSHAPE_COLUMNS]
+assert sorted(_ARKIT_OF) == list(range(len(ARKIT_NAMES)))
+_STANDARD_RATES = (24, 25, 30, 48, 50, 60, 120)
+_TC = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})([:;])(\d{1,3})(?:\.(\d+))?")
+_SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+
+
+class LiveLinkError(ValueError):
+    """A Live Link Face CSV or timecode that cannot be used; the message says what and where."""
+
+
+# --- timecode ----------------------------------------------------------------------------------
+
+def _rate(fps) -> tuple[int, float]:
+    """(frames per second counted in labels, real frames per second); NTSC rates made exact."""
+    f = float(fps)
+    if not math.isfinite(f) or f <= 0:
+        raise LiveLinkError(f"frame rate must be a positive number, got {fps!r}")
+    nominal = round(f)
+    if abs(f - nominal) > 1e-3 and abs(f - nominal * 1000 / 1001) < 5e-3:
+        return nominal, nominal * 1000 / 1001
+    return (nominal, float(nominal)) if abs(f - nominal) <= 1e-3 else (math.ceil(f), f)
+
+
+def _dropped(nominal: int, real: float) -> int:
+    if nominal not in (30, 60) or real == nominal:
+        raise LiveLinkError(f"drop-frame timecode (with ';') exists only at 29.97 and 59.94 fps, not {real:g}")
+    return nominal // 15  # 2 frame numbers a minute at 29.97, 4 at 59.94
+
+
+def parse_timecode(text, fps) -> float:
+    """``HH:MM:SS:FF(.sub)``, drop-frame ``HH:MM:SS;FF(.sub)`` or plain seconds -> real seconds."""
+    s = str(text).strip()
+    if _SECONDS.fullmatch(s):
+        return float(s)
+    m = _TC.fullmatch(s)
+    if m is None:
+        raise LiveLinkError(f"timecode {text!r} is not HH:MM:SS:FF(.sub), HH:MM:SS;FF (drop-frame) or seconds")
+    nominal, real = _rate(fps)
+    h, mi, se, ff = (int(m.group(i)) for i in (1, 2, 3, 5))
+    if mi > 59 or se > 59 or ff >= nominal:
+        raise LiveLinkError(f"timecode {text!r} is out of range at {real:g} fps "
+                            f"(minutes and seconds below 60, frames below {nominal})")
+    count = (h * 3600 + mi * 60 + se) * nominal + ff
+    if m.group(4) == ";":
+        d = _dropped(nominal, real)
+        if se == 0 and ff < d and mi % 10:
+            raise LiveLinkError(f"drop-frame timecode {text!r} does not exist: frames 0-{d - 1} are "
+                                "skipped at each minute except every tenth")
+        minutes = h * 60 + mi
+        count -= d * (minutes - minutes // 10)
+    return (count + (float("0." + m.group(6)) if m.group(6) else 0.0)) / real
+
+
+def format_timecode(seconds, fps, drop_frame: bool = False) -> str:
+    """Real seconds -> ``HH:MM:SS:FF.sss`` (``;`` for drop-frame), sub-frame in thousandths."""
+    s = float(seconds)
+    if not math.isfinite(s) or s < 0:
+        raise LiveLinkError(f"cannot write {seconds!r} seconds as a timecode")
+    nominal, real = _rate(fps)
+    count, sub = divmod(int(round(s * real * 1000)), 1000)
+    sep = ":"
+    if drop_frame:
+        d, sep = _dropped(nominal, real), ";"
+        tens, rest = divmod(count, nominal * 600 - 9 * d)
+        count += 9 * d * tens + (d * ((rest - d) // (nominal * 60 - d)) if rest >= d else 0)
+    ff, total = count % nominal, count // nominal
+    return f"{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}{sep}{ff:02d}.{sub:03d}"
+
+
+def _infer_fps(codes: list[str]) -> float:
+    ms = [_TC.fullmatch(c.strip()) for c in codes]
+    if any(m is None for m in ms):
+        return DEFAULT_FPS  # plain seconds (or a bad timecode, reported when it is parsed)
+    top = max(int(m.group(5)) for m in ms)
+    if any(m.group(4) == ";" for m in ms):
+        return 30000 / 1001 if top < 30 else 60000 / 1001
+    rates = [r for r in _STANDARD_RATES if r > top]
+    if not rates:
+        return float(top + 1)
+    crossed = len({m.group(1, 2, 3) for m in ms}) > 1
+    return float(rates[0]) if crossed or DEFAULT_FPS not in rates else DEFAULT_FPS
+
+
+# --- angles ------------------------------------------------------------------------------------
+
+def angles_to_rotation(yaw, pitch, roll) -> np.ndarray:
+    """Live Link Face yaw/pitch/roll (radians, arrays) -> (..., 3, 3) rotations in camera axes."""
+    a, b, c = -np.asarray(yaw, float), np.asarray(pitch, float), -np.asarray(roll, float)
+    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
+    return np.stack([  # Ry(a) @ Rx(b) @ Rz(c), multiplied out
+        np.stack([ca * cc + sa * sb * sc, -ca * sc + sa * sb * cc, sa * cb], -1),
+        np.stack([cb * sc, cb * cc, -sb], -1),
+        np.stack([-sa * cc + ca * sb * sc, sa * sc + ca * sb * cc, ca * cb], -1),
+    ], -2)
+
+
+def rotation_to_angles(r) -> np.ndarray:
+    """(..., 3, 3) rotations -> (..., 3) Live Link Face [yaw, pitch, roll] radians."""
+    r = np.asarray(r, float)
+    return np.stack([-np.arctan2(r[..., 0, 2], r[..., 2, 2]),
+                     np.arcsin(np.clip(-r[..., 1, 2], -1.0, 1.0)),
+                     -np.arctan2(r[..., 1, 0], r[..., 1, 1])], -1)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LiveLinkError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LiveLinkError(f"{path.name} cannot be read as a text CSV ({exc})") from None
+    lines = [(i, r) for i, r in enumerate(csv.reader(text.splitlines()), 1) if any(c.strip() for c in r)]
+    if not lines:
+        raise LiveLinkError(f"{path.name} is empty: export the take again from Live Link Face "
+                            "(a header line, then one line per frame)")
+    if len(lines) == 1:
+        raise LiveLinkError(f"{path.name} has a header but no frames: the recording is empty; "
+                            "record and export the take again")
+    header = [c.strip() for c in lines[0][1]]
+    for line, fields in lines[1:]:
+        if len(fields) < len(header):
+            raise LiveLinkError(f"{path.name} line {line} has {len(fields)} fields but the header has "
+                                f"{len(header)}: the file is cut short or damaged")
+    return header, lines[1:]
+
+
+def _columns(path: Path, header: list[str]) -> dict[str, int]:
+    where = {name.lower(): i for i, name in reversed(list(enumerate(header)))}
+    missing = [c for c in ("Timecode",) + BLENDSHAPE_COLUMNS if c.lower() not in where]
+    for group in (HEAD_COLUMNS, EYE_COLUMNS):  # optional, but all or none
+        absent = [c for c in group if c.lower() not in where]
+        missing += absent if len(absent) < len(group) else []
+    if missing:
+        names = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise LiveLinkError(f"{path.name} lacks column(s) {names}: a Live Link Face CSV starts with "
+                            f"{','.join(HEADER[:4])},... ({len(HEADER)} columns)")
+    return {c: where[c.lower()] for c in HEADER if c.lower() in where}
+
+
+def _numbers(path: Path, rows, col: dict[str, int], names) -> np.ndarray:
+    idx = [col[n] for n in names]
+    try:
+        out = np.array([[f[i] for i in idx] for _, f in rows]).astype(np.float64)
+        if np.isfinite(out).all():
+            return out
+    except ValueError:
+        pass
+    for line, fields in rows:  # find the culprit for the message
+        for name, i in zip(names, idx):
+            try:
+                ok = math.isfinite(float(fields[i]))
+            except ValueError:
+                ok = False
+            if not ok:
+                raise LiveLinkError(f"{path.name} line {line}, column {name}: {fields[i].strip()!r} "
+                                    "is not a number; correct or delete that line")
+    raise AssertionError("unreachable")
+
+
+def read_csv(path, fps=None) -> Take:
+    """A Live Link Face CSV -> Take (one face, id 0; conventions in the module docstring)."""
+    path = Path(path)
+    header, rows = _rows(path)
+    col = _columns(path, header)
+    codes = [f[col["Timecode"]].strip() for _, f in rows]
+    fps = _infer_fps(codes) if fps is None else _rate(fps)[1]
+    times = np.empty(len(rows))
+    for i, (line, _) in enumerate(rows):
+        try:
+            times[i] = parse_timecode(codes[i], fps)
+        except LiveLinkError as exc:
+            raise LiveLinkError(f"{path.name} line {line}: {exc}") from None
+    times += 86400.0 * np.cumsum(np.r_[0, np.diff(times) < -43200.0])  # past midnight
+    t = times - times[0]
+    back = np.flatnonzero(np.diff(t) < -1.0 / fps)
+    if back.size:
+        (a, _), (b, _) = rows[back[0]], rows[back[0] + 1]
+        raise LiveLinkError(f"{path.name}: the timecode goes back from line {a} ({codes[back[0]]}) to line {b} "
+                            f"({codes[back[0] + 1]}); is it two takes in one file? Split it")
+    for i in range(1, len(t)):
+        t[i] = max(t[i], t[i - 1] + 1e-6)
+    n = len(rows)
+    take = Take(fps, 0, 0, source={"kind": "livelink_csv", "name": str(path), "width": 0, "height": 0,
+                                   "fps": fps, "frame_count": n, "rotation": 0, "live": False},
+                meta={"timecode_start": codes[0], "timecode_fps": fps, "drop_frame": ";" in codes[0],
+                      "head_distance_cm": HEAD_DISTANCE_CM})
+    take.t, take.frame_index = t, np.arange(n, dtype=np.int64)
+    take.face_ids = np.zeros((n, 1), np.int32)
+    take.arrays = {k: np.full((n, 1) + shp, empty, dt) for k, (shp, dt, empty) in _ARRAYS.items()}
+    take.arrays["blendshapes"][:, 0, _ARKIT_OF] = _numbers(path, rows, col, BLENDSHAPE_COLUMNS)
+    head = np.zeros((n, 4, 4))
+    head[:, :3, :3] = (angles_to_rotation(*_numbers(path, rows, col, HEAD_COLUMNS).T)
+                       if "HeadYaw" in col else np.eye(3))
+    head[:, :3, 3], head[:, 3, 3] = (0.0, 0.0, -HEAD_DISTANCE_CM), 1.0
+    take.arrays["head_matrix"][:, 0] = head
+    if "LeftEyeYaw" in col:
+        take.meta["eye_angles"] = (-_numbers(path, rows, col, EYE_COLUMNS).reshape(n, 2, 3)).tolist()
+    return take
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False,
+              start_timecode=None) -> Path:
+    """Any take -> a Live Link Face CSV; the first written row gets ``start_timecode`` (default:
+    a Live Link take's own start, else 00:00:00:00) and later rows keep their spacing in t."""
+    from .retarget import eye_rotations
+
+    path = Path(path)
+    track = take.face_track(face_id)
+    rows = np.flatnonzero(track["present"])
+    if rows.size == 0:
+        raise LiveLinkError(f"the take has no frames with face {face_id if face_id is not None else 0}: nothing to write")
+    own = take.meta if take.source.get("kind") == "livelink_csv" else {}
+    fps = fps or own.get("timecode_fps") or take.fps
+    start = parse_timecode(start_timecode if start_timecode is not None
+                           else own.get("timecode_start", "00:00:00:00"), fps)
+    seconds = start + (take.t[rows] - take.t[rows[0]])
+    scores = np.nan_to_num(track["blendshapes"][rows].astype(np.float64))
+    rot = np.array([rotation_part(m) if np.isfinite(m).all() else np.eye(3) for m in track["head_matrix"][rows]])
+    head = rotation_to_angles(rot)
+    eyes = own.get("eye_angles")
+    if eyes is not None and len(eyes) == len(take.t):
+        eyes = -np.asarray(eyes, np.float64)[rows].reshape(-1, 6)
+    else:
+        er = eye_rotations(scores)  # [eye][yaw, pitch], the opposite signs of the app's
+        eyes = np.concatenate([-er, np.zeros((len(rows), 2, 1))], axis=2).reshape(-1, 6)
+    values = np.nan_to_num(np.concatenate([scores[:, _ARKIT_OF], head, eyes], axis=1)) + 0.0  # no -0
+    lines = [",".join(HEADER)]
+    for s, v in zip(seconds, values):
+        lines.append(f"{format_timecode(s, fps, drop_frame)},{BLENDSHAPE_COUNT},"
+                     + ",".join(f"{x:.10f}" for x in v))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
