@@ -94,6 +94,10 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
                              description="Fit the capture face's 52 shape keys to the performer from the take")
     replay_error_mm: FloatProperty(name="Replay Error (mm)", default=-1.0,
                                    description="RMS error of the fitted shape keys replaying the take")
+    match_scene: BoolProperty(name="Match Scene", default=False, description="Set the scene's fps and range from the video")
+    add_sound: BoolProperty(name="Add Sound", default=True, description="The video's sound as a strip under the keys")
+    add_reference: BoolProperty(name="Reference Camera", default=False,
+                                description="A camera with the video as its background")
     frame_start: IntProperty(name="Start", min=0, default=0, description="First video frame to process")
     frame_end: IntProperty(name="End", min=0, default=0, description="Last video frame (0: to the end)")
 

@@ -73,8 +73,13 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
             row = col.row(align=True)
             row.prop(s, "frame_start")
             row.prop(s, "frame_end")
+            row = col.row(align=True)
+            row.prop(s, "match_scene", toggle=True)
+            row.prop(s, "add_sound", toggle=True)
+            row.prop(s, "add_reference", toggle=True)
             op = layout.operator("facemesh.process_video", icon="FILE_MOVIE")
             op.filepath, op.frame_start, op.frame_end = s.video_path, s.frame_start, s.frame_end if s.frame_end else -1
+            op.match_scene, op.add_sound, op.add_reference = s.match_scene, s.add_sound, s.add_reference
         elif st["running"]:
             row = layout.row(align=True)
             row.operator("facemesh.capture_stop", icon="PAUSE")
