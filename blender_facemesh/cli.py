@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--format", choices=["npz", "json"], default="npz", help="take file format (default npz)")
     bt.add_argument("--blend", action="store_true", help="also write a .blend per video with the rig baked (bpy)")
     _add_tracking_args(bt)
+    cv = sub.add_parser("convert", help="convert a take between .npz, .json and Live Link Face .csv")
+    cv.add_argument("input", help="take file: .npz, .json, or a Live Link Face .csv")
+    cv.add_argument("--output", "-o", required=True, help="file to write: .npz, .json or .csv")
+    cv.add_argument("--fps", type=float, default=None, help="timecode rate of a .csv (default: read from it)")
+    cv.add_argument("--drop-frame", action="store_true", help="write drop-frame timecodes (29.97 / 59.94)")
     f = sub.add_parser("fetch-model", help="download face_landmarker.task into the user cache")
     f.add_argument("--dest", help="file to write (default: user cache)")
     sub.add_parser("info", help="show the model, delegate and versions found here")
@@ -331,6 +336,27 @@ def cmd_batch(args) -> int:
     return 0 if not failed and not missing else EXIT_FAILED
 
 
+def cmd_convert(args) -> int:
+    from .core.livelink import LiveLinkError, read_csv, write_csv
+    from .core.take import Take, TakeError
+
+    src, out = Path(args.input), Path(args.output)
+    if out.suffix.lower() not in (".npz", ".json", ".csv"):
+        return _fail(f"output {out.name} must end in .npz, .json or .csv")
+    try:
+        take = read_csv(src, fps=args.fps) if src.suffix.lower() == ".csv" else Take.load(src)
+        if out.suffix.lower() == ".csv":
+            write_csv(take, out, fps=args.fps, drop_frame=args.drop_frame)
+        else:
+            take.save(out)
+    except (LiveLinkError, TakeError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"could not write {out}: {exc.strerror}", EXIT_FAILED)
+    print(f"wrote {out}: {len(take)} frames, {take.duration:.2f} s at {take.fps:g} fps")
+    return 0
+
+
 def cmd_fetch_model(args) -> int:
     from .core.model import ModelError, fetch_model
 
@@ -362,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging out of the bar
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "fetch-model": cmd_fetch_model,
+    handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "convert": cmd_convert,
+               "fetch-model": cmd_fetch_model,
                "info": cmd_info}[args.command]
     return handler(args)

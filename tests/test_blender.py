@@ -476,3 +476,26 @@ def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
     sound = (ed.strips if hasattr(ed, "strips") else ed.sequences)["FaceMesh Audio"]
     assert sound.frame_final_duration > 80  # the 3 s tone, not an empty strip
     assert sound.frame_start + 0.5 * scene.render.fps == pytest.approx(first_key, abs=1e-3)
+
+
+def test_live_link_csv_export_import_and_bake(scene, sample_take, tmp_path):
+    """Our take out as an iPhone Live Link Face CSV and back in, baked through the mapping."""
+    from blender_facemesh.core.livelink import HEADER
+
+    _take, path = sample_take
+    csv = tmp_path / "take.csv"
+    assert bpy.ops.facemesh.export_livelink(filepath=str(csv), take=str(path)) == {"FINISHED"}
+    assert csv.read_text().splitlines()[0].split(",") == list(HEADER)
+    n = len(scene.facemesh.takes)
+    assert bpy.ops.facemesh.import_livelink(filepath=str(csv)) == {"FINISHED"}
+    assert len(scene.facemesh.takes) == n + 1
+    back = Take.load(scene.facemesh.last_take)
+    orig = Take.load(path)
+    np.testing.assert_allclose(back.blendshapes[:, 0], orig.blendshapes[:, 0], atol=1e-6)
+    face = bpy.data.objects["FaceMesh Face"]
+    _f, jaw = _keys(_fcurves(face.data.shape_keys).find('key_blocks["jawOpen"].value'))
+    np.testing.assert_allclose(jaw, orig.blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")], atol=1e-5)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Timecode,BlendShapeCount,EyeBlinkLeft\n00:00:00:00.000,61,0.1\n")
+    with pytest.raises(RuntimeError, match="lacks column"):
+        bpy.ops.facemesh.import_livelink(filepath=str(bad))

@@ -108,3 +108,18 @@ def test_cli_corrupt_video(tmp_path):
     bad.write_bytes(np.random.default_rng(0).bytes(20000))
     r = run_cli("track", str(bad), "-o", str(tmp_path / "t.json"))
     assert r.returncode == 2 and "broken.mp4" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_convert_take_to_live_link_csv_and_back(sample_clip, tmp_path):
+    from blender_facemesh.cli import main
+    from blender_facemesh.core.take import Take
+
+    take_path = tmp_path / "t.npz"
+    assert main(["track", str(sample_clip), "--output", str(take_path), "--quiet"]) == 0
+    assert main(["convert", str(take_path), "--output", str(tmp_path / "t.csv")]) == 0
+    assert main(["convert", str(tmp_path / "t.csv"), "--output", str(tmp_path / "back.json")]) == 0
+    a, b = Take.load(take_path), Take.load(tmp_path / "back.json")
+    np.testing.assert_allclose(b.blendshapes[:, 0], a.blendshapes[:, 0], atol=1e-5)
+    np.testing.assert_allclose(b.t - b.t[0], a.t - a.t[0], atol=1e-3)
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["convert", str(tmp_path / "empty.csv"), "--output", str(tmp_path / "x.npz")]) == 2

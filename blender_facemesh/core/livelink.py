@@ -1,50 +1,40 @@
-"""Epic's Live Link Face (iPhone) CSV: read a recording into a Take, write any take in its format.
+"""Epic's Live Link Face (iPhone app) CSV: read a recording into a Take, write any take in its format.
 
-The format, as the app writes it (recordings in github.com/alexdjulin/LiveLinkFace-CSV-Retarget-
-For-Motionbuilder anim/*.csv; the same header in nmfisher/blender_livelinkface):
-  * header ``Timecode,BlendShapeCount,`` + 52 ARKit names capitalised (``JawRight`` before
-    ``JawLeft`` and ``MouthRight`` before ``MouthLeft``: not Apple's order, so columns are matched
-    by name) + ``HeadYaw,HeadPitch,HeadRoll,LeftEyeYaw,...,RightEyeRoll``; BlendShapeCount is 61;
-    values with 10 decimals;
-  * Timecode ``HH:MM:SS:FF.sss``: FF the frame, ``.sss`` a fraction of a frame. A recording with
-    rows two frames apart reads ``13:13:04:31.652``, ``:33.651``, ``:35.651``: frames up to 59 (a
-    60 fps timecode, 30 Hz rows) and a phase that drifts a little. Drop-frame uses ``;`` before FF.
+The format, from the app's own recordings (github.com/alexdjulin/LiveLinkFace-CSV-Retarget-For-
+Motionbuilder anim/*.csv; the same header is hard-coded in nmfisher/blender_livelinkface):
+  * header ``Timecode,BlendShapeCount,`` + the 52 ARKit names capitalised (JawRight before JawLeft,
+    MouthRight before MouthLeft: not Apple's order, so columns are matched by name) + HeadYaw,
+    HeadPitch, HeadRoll, LeftEyeYaw..RightEyeRoll; BlendShapeCount 61; values with 10 decimals;
+  * Timecode ``HH:MM:SS:FF.sss``, ``.sss`` a fraction of a frame: rows read ``13:13:04:31.652``,
+    ``:33.651``, ``:35.651`` (frames up to 59: a 60 fps timecode, a row every other frame, a
+    slowly drifting phase). Drop-frame timecodes have ``;`` before FF.
 
-Angles are radians. In the app's files eye pitch is about 0.2 when EyeLookUp/Down is about 0.4,
-which is 10-12 degrees if it is radians and 0.2 degrees if it were degrees. Two importers agree:
-Diffeomorphic's import_daz Live Link importer uses the columns as Blender radians unscaled (it
-scales FaceCap's degrees), and JimWest/MeFaMo sends radians to Unreal.
-Signs: in the same files, eye yaw is negative when both eyes look toward the performer's left
-(EyeLookOutLeft + EyeLookInRight) and pitch is negative looking up. That is Unreal's FRotator
-for the ARKit rotation moved into Unreal's axes (X = -Z, Y = X, Z = Y), which is how Epic's code
-converts ARKit transforms. We assume the head uses the same convention, and MeFaMo agrees:
-from MediaPipe's pose matrix (our head_matrix convention) it sends HeadPitch = +rotation about
-camera X, HeadYaw = -rotation about Y and HeadRoll = -rotation about Z. So, with the performer
-facing the phone:
-  HeadYaw   > 0: turns to the performer's right (nose toward image left)
-  HeadPitch > 0: nose down
-  HeadRoll  > 0: top of the head toward the performer's left shoulder (image right)
-The rotation is ``Ry(-yaw) @ Rx(pitch) @ Rz(-roll)`` about camera axes, which is
-``synthetic.euler_to_matrix(-yaw, pitch, -roll)`` in degrees. Eyes work the same way: yaw > 0
-looks toward the performer's right and pitch > 0 looks down, so the signs are the opposite of
-``retarget.eye_rotations``. We found no Epic document for these conventions. They are inferred
-as above, and we take head angles as relative to the phone's camera, held upright (nmfisher
-notes that yaw and pitch flip in landscape).
+Angles are radians: in those recordings eye pitch is ~0.2 where EyeLookUp/Down is ~0.4 (11 degrees;
+as degrees it would be a 0.2 degree glance); Diffeomorphic's import_daz Live Link importer uses the
+columns unscaled as Blender radians (FaceCap's degrees it converts), JimWest/MeFaMo sends radians.
+Signs: in the recordings eye yaw is negative when both eyes look to the performer's left
+(EyeLookOutLeft + EyeLookInRight) and pitch negative looking up, which is Unreal's FRotator of the
+ARKit rotation moved into Unreal axes (X = -Z, Y = X, Z = Y), as Epic's code converts ARKit data.
+MeFaMo, which drives MetaHumans through Unreal's Live Link Face receiver, computes the head the same
+way from MediaPipe's pose matrix (our head_matrix): HeadPitch = +rotation about camera X, HeadYaw and
+HeadRoll = -rotation about Y and Z. No Epic document states this; we adopt it for head and eyes:
+  HeadYaw > 0: the performer turns to their right (nose to image left); HeadPitch > 0: nose down;
+  HeadRoll > 0: top of the head to the performer's left shoulder (image right);
+  i.e. R = Ry(-yaw) @ Rx(pitch) @ Rz(-roll) about camera axes = synthetic.euler_to_matrix(-yaw,
+  pitch, -roll) in degrees. Eyes: yaw > 0 toward the performer's right, pitch > 0 down (the
+  opposite signs of retarget.eye_rotations). Head angles are taken as relative to the phone's
+  camera held upright (nmfisher notes that yaw and pitch flip in landscape).
 
-Reading: one face (id 0), head at HEAD_DISTANCE_CM in front of the camera with scale 1. t is
-taken from the timecode relative to the first row; a time-of-day timecode passing midnight is
-unwrapped. Rows whose time does not increase are nudged forward by 1 microsecond, and a step
-back of more than one frame is an error. fps is the argument if given. Otherwise it is
-inferred: a ``;`` timecode means 29.97 (59.94 if a frame number is 30 or more); otherwise it is
-the smallest of 24/25/30/48/50/60/120 above the largest frame number, once the file crosses a
-second boundary, and DEFAULT_FPS (60, what the app's recordings show) when it does not. Eye
-angles go to ``meta["eye_angles"]`` as (frames, 2 [left, right], 3 [yaw, pitch, roll])
-radians, in retarget.eye_rotations' convention (yaw > 0 toward the performer's left, pitch
-> 0 up; roll > 0 the top of the eye toward the performer's right), that is, the file's values
-negated.
-Writing: rows where the face is absent are skipped. NaN values are written as 0. Eye angles
-come from a Live Link take's own ``meta["eye_angles"]``, otherwise from
-``retarget.eye_rotations`` of the scores, with roll 0.
+Reading: one face (id 0); head placed HEAD_DISTANCE_CM in front of the camera, scale 1; t from the
+timecode relative to the first row (a time-of-day timecode passing midnight is unwrapped; rows that
+do not advance are nudged 1 microsecond forward, a step back of over a frame is an error). fps: the
+argument, else ``;`` -> 29.97 (59.94 if a frame number reaches 30), else the smallest of 24/25/30/
+48/50/60/120 above the largest frame number once the file crosses a second, else DEFAULT_FPS (60,
+what the app's recordings use). Eye angles go to meta["eye_angles"], (frames, [left, right], [yaw,
+pitch, roll]) radians in retarget.eye_rotations' signs (yaw > 0 to the performer's left, pitch > 0
+up, roll negated too): the file's values negated.
+Writing: frames without the face are skipped, NaN is written as 0, eye angles come from a Live Link
+take's meta["eye_angles"], else from retarget.eye_rotations of the scores with roll 0.
 """
 
 from __future__ import annotations
@@ -295,7 +285,8 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
     track = take.face_track(face_id)
     rows = np.flatnonzero(track["present"])
     if rows.size == 0:
-        raise LiveLinkError(f"the take has no frames with face {face_id if face_id is not None else 0}: nothing to write")
+        which = "a face" if face_id is None else f"face {face_id}"
+        raise LiveLinkError(f"the take has no frames with {which}: nothing to write")
     own = take.meta if take.source.get("kind") == "livelink_csv" else {}
     fps = fps or own.get("timecode_fps") or take.fps
     start = parse_timecode(start_timecode if start_timecode is not None

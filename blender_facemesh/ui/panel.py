@@ -179,3 +179,6 @@ class FACEMESH_PT_bake(_Panel, bpy.types.Panel):
         col.operator("facemesh.take_delete", text="", icon="X")
         col.operator("facemesh.bake_take", text="", icon="FILEBROWSER").filepath = ""
         layout.operator("facemesh.take_bake", icon="KEYINGSET")
+        row = layout.row(align=True)
+        row.operator("facemesh.import_livelink", text="Import CSV", icon="IMPORT")
+        row.operator("facemesh.export_livelink", text="Export CSV", icon="EXPORT")
