@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -58,7 +60,9 @@ def _add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="path to face_landmarker.task (default: search; see README)")
     p.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
     p.add_argument("--num-faces", type=int, default=1)
-    p.add_argument("--fov", type=float, default=63.0, help="camera's vertical field of view, degrees")
+    p.add_argument("--fov", type=float, default=None,
+                   help="camera's vertical field of view, degrees (default: the performer's calibration, else 63)")
+    p.add_argument("--performer", help="performer profile (.json, from `calibrate`): head pose from their own face")
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence")
     p.add_argument("--no-filter", action="store_true", help="switch smoothing off")
     p.add_argument("--min-cutoff", type=float, default=None, help="One Euro min cut-off (Hz) for all channels")
@@ -94,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--format", choices=["npz", "json"], default="npz", help="take file format (default npz)")
     bt.add_argument("--blend", action="store_true", help="also write a .blend per video with the rig baked (bpy)")
     _add_tracking_args(bt)
+    cal = sub.add_parser("calibrate", help="solve the performer's own 3D face from a head-turn take "
+                                           "(video or .npz take) into a performer profile")
+    cal.add_argument("input", help="video of the performer turning their head slowly left, right, up and down "
+                                   "with a relaxed face (a few seconds), or a .npz take of it")
+    cal.add_argument("--output", "-o", required=True, help="performer profile to write (.json); an existing "
+                                                             "one keeps its neutral and ranges")
+    cal.add_argument("--fov", type=float, default=None, help="camera's vertical field of view, degrees "
+                                                             "(default: estimated from the take)")
+    cal.add_argument("--model", help="path to face_landmarker.task")
+    cal.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
+    cal.add_argument("--quiet", action="store_true", help="no progress bar")
     cv = sub.add_parser("convert", help="convert a take between .npz, .json and Live Link Face .csv")
     cv.add_argument("input", help="take file: .npz, .json, or a Live Link Face .csv")
     cv.add_argument("--output", "-o", required=True, help="file to write: .npz, .json or .csv")
@@ -103,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dest", help="file to write (default: user cache)")
     sub.add_parser("info", help="show the model, delegate and versions found here")
     return ap
+
+
+def _apply_performer(args) -> None:
+    """Resolve --performer and --fov into args.face_shape and args.fov (raises ValueError)."""
+    from .core.calibration import PerformerProfile
+
+    args.face_shape = None
+    if getattr(args, "performer", None):
+        shape = PerformerProfile.load(args.performer).face_shape
+        if shape is None:
+            raise ValueError(f"{args.performer} has no face shape: run `python -m blender_facemesh calibrate` first")
+        args.face_shape = shape
+        if args.fov is None:
+            args.fov = shape.fov_deg
+    if args.fov is None:
+        args.fov = 63.0
+    if not 1 < args.fov < 179:
+        raise ValueError("--fov must be between 1 and 179 degrees")
 
 
 def _filter_settings(args):
@@ -132,8 +165,10 @@ def cmd_track(args) -> int:
         return _fail(f"output {out} must end in .json or .npz")
     if not 1 <= args.num_faces <= 8:
         return _fail("--num-faces must be between 1 and 8")
-    if not 1 < args.fov < 179:
-        return _fail("--fov must be between 1 and 179 degrees")
+    try:
+        _apply_performer(args)
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         filters = _filter_settings(args)
     except ValueError as exc:
@@ -151,7 +186,7 @@ def cmd_track(args) -> int:
     settings = WorkerSettings(
         landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces,
                                       delegate=args.delegate),
-        filters=filters, fov_deg=args.fov)
+        filters=filters, fov_deg=args.fov, face_shape=args.face_shape)
     info = source.info
     take = Take(info.fps, info.width, info.height, source=info.as_dict(),
                 meta={"fov_deg": args.fov, "filters": filters.as_dict(), "num_faces": args.num_faces})
@@ -210,7 +245,7 @@ def _track_file(spec: str, args, label: str = ""):
         source.close()
         raise SourceError("a camera cannot be processed here; record it with `track` first")
     settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
-                              filters=_filter_settings(args), fov_deg=args.fov)
+                              filters=_filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
     bar = ProgressBar(source.info.frame_count, label=label or Path(source.info.name).name[:24],
                       enabled=False if args.quiet else None)
     try:
@@ -265,6 +300,7 @@ def cmd_blend(args) -> int:
         return _fail("the bpy module is not installed: pip install bpy==5.0.1 (Python 3.11), "
                      "or run this inside Blender")
     try:
+        _apply_performer(args)
         find_model(args.model)
         take = Take.load(args.input) if args.input.lower().endswith((".npz", ".json")) else _track_file(args.input, args)
     except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
@@ -308,8 +344,9 @@ def cmd_batch(args) -> int:
     if args.blend and not _have_bpy():
         return _fail("--blend needs the bpy module: pip install bpy==5.0.1 (Python 3.11), or run inside Blender")
     try:
+        _apply_performer(args)
         find_model(args.model)
-    except ModelError as exc:
+    except (ModelError, ValueError) as exc:
         return _fail(str(exc))
     out_dir = Path(args.output).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -334,6 +371,55 @@ def cmd_batch(args) -> int:
           + (f"; failed: {', '.join(Path(f[0]).name for f in failed)}" if failed else "")
           + (f"; not found: {', '.join(missing)}" if missing else ""))
     return 0 if not failed and not missing else EXIT_FAILED
+
+
+def cmd_calibrate(args) -> int:
+    from .core.calibration import CalibrationError, PerformerProfile
+    from .core.filters import FilterSettings
+    from .core.landmarker import LandmarkerError, LandmarkerSettings
+    from .core.model import ModelError, load_model
+    from .core.performer import ShapeCalibrationError, calibrate_shape
+    from .core.sources import SourceError, open_source
+    from .core.take import Take, TakeError
+    from .core.worker import WorkerError, WorkerSettings, track_take
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        return _fail(f"output {out.name} must end in .json")
+    if args.fov is not None and not 1 < args.fov < 179:
+        return _fail("--fov must be between 1 and 179 degrees")
+    try:
+        model = load_model(args.model)
+        if args.input.lower().endswith(".npz"):
+            take = Take.load(args.input)
+        else:
+            source = open_source(args.input)
+            bar = ProgressBar(source.info.frame_count, label=Path(source.info.name).name[:24],
+                              enabled=False if args.quiet else None)
+            # raw landmarks: smoothing would lag the turns the solve learns from
+            settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
+                                      filters=FilterSettings.off())
+            take = track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
+            bar.close()
+        track = take.face_track()
+        if np.isnan(track["landmarks"][track["present"]]).all():
+            raise TakeError("this take has no landmarks (JSON takes carry pose and scores only): use the video or a .npz take")
+        t0 = time.monotonic()
+        calib = calibrate_shape(track["landmarks"], track["present"], take.width, take.height,
+                                model.canonical_vertices, fov_deg=args.fov)
+        solve_s = time.monotonic() - t0
+        base = PerformerProfile.load(out) if out.is_file() else PerformerProfile(name=out.stem)
+        base.with_face_shape(calib).save(out)
+    except (SourceError, TakeError, ModelError, LandmarkerError, ShapeCalibrationError, CalibrationError) as exc:
+        return _fail(str(exc))
+    except WorkerError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    fov = f"{calib.fov_deg:.1f} deg" + (" (estimated)" if calib.fov_estimated else "")
+    print(f"wrote {out}: face shape from {calib.frames_used} frames in {solve_s:.1f} s; reprojection error "
+          f"{calib.reprojection_px:.2f} px; head turns covered: yaw {calib.yaw_range_deg[0]:.0f} to "
+          f"{calib.yaw_range_deg[1]:.0f} deg, pitch {calib.pitch_range_deg[0]:.0f} to {calib.pitch_range_deg[1]:.0f} deg; "
+          f"field of view {fov}")
+    return 0
 
 
 def cmd_convert(args) -> int:
@@ -388,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging out of the bar
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "convert": cmd_convert,
+    handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "convert": cmd_convert, "calibrate": cmd_calibrate,
                "fetch-model": cmd_fetch_model,
                "info": cmd_info}[args.command]
     return handler(args)

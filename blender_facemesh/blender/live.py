@@ -39,6 +39,8 @@ class _State:
     use_location = False
     scene_name = ""
     switch_interval: float | None = None
+    shape_request = None                # (canonical, fov) while a head-turn stretch is gathered
+    shape_job = None                    # the face-shape solve running on its own thread
     bake_on_stop = True
     message = ""                        # last thing worth telling the user (shown in the panel)
     tick_seconds: deque = deque(maxlen=2000)
@@ -124,7 +126,12 @@ def tick() -> float | None:
                 update_preview(sample)
         stretch = session.collected()
         if stretch is not None:
-            _finish_neutral(stretch)
+            if state.shape_request is not None:
+                _start_shape_solve(session, stretch)
+            else:
+                _finish_neutral(stretch)
+        if state.shape_job is not None and state.shape_job.done:
+            _finish_shape()
     except WorkerError as exc:
         stop()
         state.message = f"capture stopped: {exc}. " + state.message
@@ -201,6 +208,10 @@ def stop(save_only: bool = False) -> dict:
     if session is None:
         return {}
     state.session = None
+    state.shape_request = None
+    if state.shape_job is not None:  # a face-shape solve under way: let it finish and save
+        state.shape_job.wait(120)
+        _finish_shape()
     try:
         if bpy.app.timers.is_registered(tick):
             bpy.app.timers.unregister(tick)
@@ -261,6 +272,40 @@ def _finish_neutral(stretch) -> None:
     state.message = f"neutral taken from {len(faces)} frames; saved to {path}"
 
 
+def collect_face_shape(seconds: float, canonical, fov) -> None:
+    """Gather the next ``seconds`` of head turns, then solve the performer's face shape on a
+    background thread; the result goes into the performer file."""
+    state.shape_request = (canonical, fov)
+    state.session.collect(seconds)
+    state.message = f"turn your head slowly left and right, then up and down ({seconds:.0f} s)"
+
+
+def _start_shape_solve(session, stretch) -> None:
+    from ..core.live import BackgroundJob, face_shape_from_samples
+
+    canonical, fov = state.shape_request
+    state.shape_request = None
+    info = session.worker.source.info
+    state.shape_job = BackgroundJob(face_shape_from_samples, stretch, info.width, info.height, canonical, fov)
+    state.message = f"solving the face shape from {len(stretch)} frames..."
+
+
+def _finish_shape() -> None:
+    from .takes import store_face_shape
+
+    job, state.shape_job = state.shape_job, None
+    scene = _scene()
+    if job.error is not None:
+        state.message = f"face shape not changed: {job.error}"
+    elif scene is None:
+        state.message = "face shape not saved: the capture's scene was deleted"
+    else:
+        try:
+            state.message = store_face_shape(scene, job.result) + " (used from the next capture)"
+        except OSError as exc:
+            state.message = f"face shape not saved: {exc}"
+
+
 def status() -> dict:
     """What the panel shows."""
     s = state.session
@@ -272,7 +317,7 @@ def status() -> dict:
             "dropped": s.frames_dropped, "frames": s.frames_seen,
             "recorded": len(s.take) if s.take is not None else 0,
             "tick_ms": float(np.median(ticks)) if len(ticks) else 0.0, "message": state.message,
-            "collecting": s.collecting}
+            "collecting": s.collecting, "solving": state.shape_job is not None}
 
 
 @persistent

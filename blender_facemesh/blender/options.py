@@ -52,7 +52,10 @@ def worker_settings(context, preview: bool = False) -> WorkerSettings:
                                  pose=OneEuroSettings(min_cutoff=p.pose_cutoff, beta=p.pose_beta))
         fov = p.fov_deg
     rate = p.preview_rate if p is not None else 4.0
-    return WorkerSettings(landmarker=lm, filters=filters, fov_deg=fov,
+    shape = face_shape(context.scene)
+    if shape is not None:
+        fov = shape.fov_deg  # the calibration knows the camera it was made with
+    return WorkerSettings(landmarker=lm, filters=filters, fov_deg=fov, face_shape=shape,
                           preview_width=PREVIEW_WIDTH if preview and rate > 0 else 0,
                           preview_rate=rate if preview else 0.0)
 
@@ -84,6 +87,15 @@ def profile(scene):
 
     path = Path(bpy.path.abspath(s.performer_path))
     return PerformerProfile.load(path)
+
+
+def face_shape(scene):
+    """The performer's calibrated 3D face when calibration is applied and the file has one."""
+    try:
+        prof = profile(scene)
+        return prof.face_shape if prof is not None else None
+    except ValueError:
+        return None  # a broken performer file is reported where it is applied (bake)
 
 
 def mapping(scene, face):

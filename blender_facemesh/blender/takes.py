@@ -93,3 +93,22 @@ def save_profile(scene, prof) -> Path:
     path = Path(bpy.path.abspath(s.performer_path))
     prof.save(path)
     return path
+
+
+def store_face_shape(scene, calib) -> str:
+    """Put the face shape into the performer file (neutral and ranges kept); returns the report."""
+    from ..core.calibration import CalibrationError, PerformerProfile
+
+    s = scene.facemesh
+    base = None
+    if s.performer_path:
+        try:
+            base = PerformerProfile.load(bpy.path.abspath(s.performer_path))
+        except CalibrationError:
+            base = None
+    path = save_profile(scene, (base or PerformerProfile()).with_face_shape(calib))
+    fov = f"{calib.fov_deg:.1f} deg" + (" (estimated)" if calib.fov_estimated else "")
+    return (f"face shape calibrated from {calib.frames_used} frames: reprojection error "
+            f"{calib.reprojection_px:.2f} px, yaw {calib.yaw_range_deg[0]:.0f} to {calib.yaw_range_deg[1]:.0f} deg, "
+            f"pitch {calib.pitch_range_deg[0]:.0f} to {calib.pitch_range_deg[1]:.0f} deg, field of view {fov}; "
+            f"saved to {path}")

@@ -64,6 +64,25 @@ class PerformerProfile:
     frames: int = 0
     extra: dict = field(default_factory=dict)   # room for later additions (e.g. a face shape)
 
+    @property
+    def face_shape(self):
+        """The performer's calibrated 3D face (core.performer.FaceShapeCalibration), or None."""
+        d = self.extra.get("face_shape")
+        if not d:
+            return None
+        from .performer import FaceShapeCalibration
+
+        try:
+            return FaceShapeCalibration.from_dict(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CalibrationError(f"the performer's face shape is unreadable ({exc}); calibrate it again") from exc
+
+    def with_face_shape(self, calib) -> "PerformerProfile":
+        """A copy carrying ``calib`` as its face shape (neutral and ranges kept)."""
+        d = self.to_dict()
+        d.setdefault("extra", {})["face_shape"] = calib.to_dict()
+        return PerformerProfile.from_dict(d)
+
     def __post_init__(self):
         self.neutral = _vector(self.neutral, "neutral")
         self.high = _vector(self.high, "high")

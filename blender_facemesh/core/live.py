@@ -146,3 +146,39 @@ class LiveSession:
     @property
     def delegate_reason(self) -> str:
         return self.worker.delegate_reason
+
+
+class BackgroundJob:
+    """A slow, bpy-free computation (a calibration solve) on its own thread, so Blender's main
+    thread only polls ``done`` from a timer and picks up ``result`` or ``error``."""
+
+    def __init__(self, fn, *args, name: str = "facemesh-job", **kwargs):
+        import threading
+
+        self.result = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args, kwargs) -> None:
+        try:
+            self.result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+
+def face_shape_from_samples(samples, width, height, canonical, fov):
+    """A live head-turn stretch -> the performer's face shape (runs on a BackgroundJob)."""
+    from .performer import calibrate_shape
+
+    present = np.array([bool(s.faces) for s in samples])
+    lm = np.array([s.faces[0].landmarks if s.faces else np.full((478, 3), np.nan) for s in samples])
+    return calibrate_shape(lm, present, width, height, canonical, fov_deg=fov)

@@ -63,6 +63,7 @@ class WorkerSettings:
     stall_timeout: float = 3.0    # live: no frame this long means the camera stopped
     preview_width: int = 0        # >0: attach a frame scaled to this width to each sample
     preview_rate: float = 0.0     # >0: also a ready-to-show preview picture this often (per second)
+    face_shape: object = None     # a performer's FaceShapeCalibration: head pose by PnP on their own face
 
 
 @dataclass
@@ -347,10 +348,6 @@ class CaptureWorker:
                 return
             index, t, frame, read_at, raw = item
             h, w = frame.shape[:2]
-            geo = geometries.get((w, h))
-            if geo is None:
-                geo = geometries[(w, h)] = FaceGeometry(
-                    model.canonical_vertices, model.procrustes_weights, w, h, s.fov_deg)
             det = lm.convert(raw, t)
             faces = []
             for f in det.faces:
@@ -358,6 +355,18 @@ class CaptureWorker:
                 if flt is None:
                     flt = filters[f.id] = FaceFilter(s.filters)
                 landmarks = flt.landmarks(f.landmarks, t)
+                # the performer's own face: a perspective PnP per face (it warm-starts from the
+                # face's last pose); else MediaPipe's pipeline on the canonical face
+                key = (w, h, f.id) if s.face_shape is not None else (w, h)
+                geo = geometries.get(key)
+                if geo is None:
+                    if s.face_shape is not None:
+                        from .performer import ShapePose
+
+                        geo = _PerformerGeometry(ShapePose(s.face_shape, w, h, s.fov_deg))
+                    else:
+                        geo = FaceGeometry(model.canonical_vertices, model.procrustes_weights, w, h, s.fov_deg)
+                    geometries[key] = geo
                 pose, _metric, mesh = geo.solve(landmarks)
                 faces.append(FaceSample(
                     id=f.id,
@@ -370,6 +379,7 @@ class CaptureWorker:
             present = {f.id for f in det.faces}
             for fid in [k for k in filters if k not in present]:
                 del filters[fid]  # a face that comes back starts fresh, not smoothed from the past
+                geometries.pop((w, h, fid), None)
             small = _downscale(frame, s.preview_width) if s.preview_width > 0 else None
             picture = None
             if small is not None and s.preview_rate > 0 and time.monotonic() >= next_picture:
@@ -378,6 +388,17 @@ class CaptureWorker:
                 picture = to_blender_pixels(draw_landmarks(small, [f.landmarks for f in faces]))
             self.frames_processed += 1
             self._emit(Sample(index, t, faces, read_at, time.monotonic(), small, picture))
+
+
+class _PerformerGeometry:
+    """FaceGeometry's interface over a performer's ShapePose (one per face: it warm-starts)."""
+
+    def __init__(self, pose_solver):
+        self.pose_solver = pose_solver
+
+    def solve(self, landmarks: np.ndarray):
+        pose, mesh = self.pose_solver.solve(landmarks)
+        return pose, None, mesh
 
 
 def _downscale(frame: np.ndarray, width: int) -> np.ndarray:

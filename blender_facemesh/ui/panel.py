@@ -24,6 +24,31 @@ def _cameras():
     return _camera_cache["list"]
 
 
+_shape_cache = {"key": None, "shape": None}
+
+
+def _face_shape_info(performer_path):
+    """The performer file's face shape, re-read only when the file changes."""
+    import os
+
+    path = bpy.path.abspath(performer_path) if performer_path else ""
+    try:
+        key = (path, os.path.getmtime(path)) if path else None
+    except OSError:
+        key = None
+    if key != _shape_cache["key"]:
+        shape = None
+        if key is not None:
+            from ..core.calibration import PerformerProfile
+
+            try:
+                shape = PerformerProfile.load(path).face_shape
+            except ValueError:
+                shape = None
+        _shape_cache.update(key=key, shape=shape)
+    return _shape_cache["shape"]
+
+
 class FACEMESH_UL_mappings(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):
         row = layout.row(align=True)
@@ -119,6 +144,18 @@ class FACEMESH_PT_performer(_Panel, bpy.types.Panel):
         op.mode = "NEUTRAL"
         op = layout.operator("facemesh.calibrate_neutral", text="Range from Last Take")
         op.mode, op.filepath = "RANGE", s.last_take
+        box = layout.box()
+        box.label(text="Face shape (steadier head pose)")
+        row = box.row(align=True)
+        row.operator("facemesh.calibrate_shape", text="From Live Capture").filepath = ""
+        row.operator("facemesh.calibrate_shape", text="From File...", icon="FILEBROWSER").filepath = s.video_path
+        shape = _face_shape_info(s.performer_path)
+        if shape is None:
+            box.label(text="not calibrated: the average face is used")
+        else:
+            box.label(text=f"reprojection {shape.reprojection_px:.2f} px, fov {shape.fov_deg:.0f} deg")
+            box.label(text=f"yaw {shape.yaw_range_deg[0]:.0f}..{shape.yaw_range_deg[1]:.0f} deg, "
+                           f"pitch {shape.pitch_range_deg[0]:.0f}..{shape.pitch_range_deg[1]:.0f} deg covered")
 
 
 class FACEMESH_PT_target(_Panel, bpy.types.Panel):

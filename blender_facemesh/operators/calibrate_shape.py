@@ -1,0 +1,112 @@
+import bpy
+
+
+def _solve_from_file(path, canonical, fov, settings):
+    """Runs on a background thread: no bpy here."""
+    import numpy as np
+
+    from ..core.performer import ShapeCalibrationError, calibrate_shape
+    from ..core.sources import open_source
+    from ..core.take import Take
+    from ..core.worker import track_take
+
+    take = Take.load(path) if path.lower().endswith(".npz") else track_take(open_source(path), settings)
+    track = take.face_track()
+    if np.isnan(track["landmarks"][track["present"]]).all():
+        raise ShapeCalibrationError("this take has no landmarks (JSON takes carry pose and scores only): "
+                                    "use the video or a .npz take")
+    return calibrate_shape(track["landmarks"], track["present"], take.width, take.height, canonical, fov_deg=fov)
+
+
+class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
+    """Solve the performer's own 3D face from a few seconds of slow head turns (relaxed face), for
+    a steadier head pose than the average face gives. From the live capture, a video or a take"""
+
+    bl_idname = "facemesh.calibrate_shape"
+    bl_label = "Calibrate Face Shape"
+
+    filepath: bpy.props.StringProperty(name="Video or Take", subtype="FILE_PATH",
+                                       description="Empty: the next seconds of the running live capture")
+    seconds: bpy.props.FloatProperty(name="Length (s)", min=2.0, max=30.0, default=6.0)
+    fov: bpy.props.FloatProperty(name="Field of View", min=0.0, max=150.0, default=0.0,
+                                 description="The camera's vertical field of view; 0: estimate it")
+
+    _job = None
+    _timer = None
+
+    def _start(self, context):
+        from ..blender import live, options
+        from ..core.live import BackgroundJob
+        from ..core.model import ModelError, load_model
+
+        try:
+            canonical = load_model(options.model_path(context)).canonical_vertices
+        except ModelError as exc:
+            self.report({"ERROR"}, str(exc))
+            return False
+        fov = self.fov or None
+        if not self.filepath:
+            if not live.running():
+                self.report({"ERROR"}, "start a live capture first, or pick a video or take of the head turns")
+                return False
+            live.collect_face_shape(self.seconds, canonical, fov)
+            self.report({"INFO"}, f"turn your head slowly left and right, then up and down, for {self.seconds:.0f} s, "
+                                  "keeping a relaxed face")
+            return "LIVE"
+        from ..core.filters import FilterSettings
+
+        settings = options.worker_settings(context)
+        settings.filters, settings.face_shape = FilterSettings.off(), None
+        self._job = BackgroundJob(_solve_from_file, bpy.path.abspath(self.filepath), canonical, fov, settings)
+        return True
+
+    def _finish(self, context):
+        from ..core.performer import ShapeCalibrationError
+        from ..core.sources import SourceError
+        from ..core.take import TakeError
+
+        err = self._job.error
+        if isinstance(err, (ShapeCalibrationError, SourceError, TakeError, ValueError)):
+            self.report({"ERROR"}, f"face shape not changed: {err}")
+            return {"CANCELLED"}
+        if err is not None:
+            self.report({"ERROR"}, f"face shape not changed: {type(err).__name__}: {err}")
+            return {"CANCELLED"}
+        try:
+            from ..blender.takes import store_face_shape
+
+            self.report({"INFO"}, store_face_shape(context.scene, self._job.result))
+        except OSError as exc:
+            self.report({"ERROR"}, f"could not save the performer file: {exc}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def execute(self, context):
+        started = self._start(context)
+        if started == "LIVE":
+            return {"FINISHED"}
+        if not started:
+            return {"CANCELLED"}
+        self._job.wait()
+        return self._finish(context)
+
+    def invoke(self, context, event):
+        started = self._start(context)
+        if started == "LIVE":
+            return {"FINISHED"}
+        if not started:
+            return {"CANCELLED"}
+        wm = context.window_manager
+        if context.window is None or not wm.modal_handler_add(self):
+            self._job.wait()
+            return self._finish(context)
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        context.workspace.status_text_set("FaceMesh: solving the performer's face shape...")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or not self._job.done:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+        return self._finish(context)
