@@ -55,28 +55,56 @@ def add_sound_strip(scene, video_path: str, take):
     return strip
 
 
-def add_reference_camera(scene, video_path: str, take, fov_deg: float, rig=None):
-    """A camera with the video as its background, field of view as set for tracking, looking
-    at the rig's face from the front; the scene's resolution follows the video's shape."""
+def add_reference_camera(scene, video_path: str, take, fov_deg: float, face=None, rest=None):
+    """A camera that sees the capture face the way the source camera saw the performer: placed
+    from the take's rest head pose (the pose the bake counts as 'no rotation'), the field of
+    view as set for tracking, and the video as its background, so the baked face mesh sits on
+    the face in the camera view. Without the capture face it looks at the origin from 0.5 m."""
+    from ..core.bake import CAMERA_TO_BLENDER
+    from ..core.geometry import rotation_part
+
     clip = bpy.data.movieclips.load(video_path, check_existing=True)
     clip.frame_start = int(round(video_start_frame(scene, take)))
     cam_data = bpy.data.cameras.get(CAMERA_NAME) or bpy.data.cameras.new(CAMERA_NAME)
     cam_data.sensor_fit = "VERTICAL"
     cam_data.angle_y = math.radians(fov_deg)
+    cam_data.clip_start = 0.01
     cam_data.show_background_images = True
     cam_data.background_images.clear()
     bg = cam_data.background_images.new()
     bg.source, bg.clip, bg.alpha = "MOVIE_CLIP", clip, 1.0
+    bg.frame_method = "FIT"
     cam = bpy.data.objects.get(CAMERA_NAME)
     if cam is None:
         cam = bpy.data.objects.new(CAMERA_NAME, cam_data)
         scene.collection.objects.link(cam)
-    from .rig import FACE_OFFSET_Z, HEAD_BASE_Z
+    if rest is None:
+        track = take.face_track()
+        rest = track["head_matrix"][int(np.argmax(track["present"]))]
+    rest = np.asarray(rest, np.float64)
+    c = CAMERA_TO_BLENDER
+    if face is not None:
+        # the face's rest frame in the world (the rig at rest, not at the current frame's pose)
+        rig = face.parent if face.parent is not None and face.parent.type == "ARMATURE" else None
+        if rig is not None:
+            old = rig.data.pose_position
+            rig.data.pose_position = "REST"
+            bpy.context.view_layer.update()
+        face_world = np.array(face.matrix_world)
+        if rig is not None:
+            rig.data.pose_position = old
+            bpy.context.view_layer.update()
+        r = rotation_part(rest)
+        scale = float(np.cbrt(abs(np.linalg.det(rest[:3, :3]))))
+        cam_rot = face_world[:3, :3] @ c @ r.T / np.linalg.norm(face_world[:3, :3] @ c, axis=0)
+        cam_pos = face_world[:3, :3] @ (c @ (-r.T @ rest[:3, 3] / scale)) * 0.01 + face_world[:3, 3]
+        m = np.eye(4)
+        m[:3, :3], m[:3, 3] = cam_rot, cam_pos
+        from mathutils import Matrix
 
-    target = np.array(rig.matrix_world.translation) if rig is not None else np.zeros(3)
-    target[2] += HEAD_BASE_Z + FACE_OFFSET_Z
-    cam.location = tuple(target + (0.0, -0.5, 0.0))  # half a metre in front of the face
-    cam.rotation_euler = (math.pi / 2, 0.0, 0.0)       # looking along +Y, at the face
+        cam.matrix_world = Matrix(m.tolist())
+    else:
+        cam.location, cam.rotation_euler = (0.0, -0.5, 0.0), (math.pi / 2, 0.0, 0.0)
     scene.camera = cam
     if take.width and take.height:
         scene.render.resolution_x, scene.render.resolution_y = int(take.width), int(take.height)

@@ -150,8 +150,13 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         if self.add_reference and video:
             from ..blender import options
 
+            from ..blender.bake import is_capture_face
+
             fov = take.meta.get("fov_deg") or 63.0
-            add_reference_camera(scene, video, take, fov, options.targets(scene)[1])
+            face = options.targets(scene)[0]
+            prof = options.profile(scene)
+            rest = prof.head_rest if prof is not None and prof.head_rest is not None else take.meta.get("head_rest")
+            add_reference_camera(scene, video, take, fov, face if is_capture_face(face) else None, rest)
             text += "; reference camera added"
         self.report({"INFO"}, text)
         return {"FINISHED"}

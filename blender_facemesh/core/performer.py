@@ -1,0 +1,634 @@
+"""Performer face-shape calibration: the performer's own rigid 3D face, for head pose.
+
+MediaPipe's head pose fits its *canonical* face to the landmarks, so on a face that is wider,
+deeper or flatter than the canonical one the fitted rotation is off by a degree or more, and
+the error changes with the pose (a head bone driven by it wobbles). Here a calibration take, in
+which the performer turns their head slowly left, right, up and down with a relaxed face, is
+used to solve that performer's rigid face (468 points) together with the head pose of every
+frame, by bundle adjustment: minimise the 2D reprojection error of MediaPipe's landmarks through
+a pinhole camera. Later takes then get their head pose by a perspective PnP against that shape
+(:class:`ShapePose`).
+
+Camera and units are those of :mod:`.geometry` and :mod:`.synthetic`: camera at the origin
+looking down -Z, +X right, +Y up, centimetres; a pixel is ``x_px = x_norm * width``,
+``y_px = y_norm * height``; principal point at the image centre; focal length in pixels from the
+vertical field of view, ``f = (height / 2) / tan(fov / 2)``.
+
+Solver (numpy only)
+-------------------
+Unknowns: the shape ``X`` (468 x 3), a rotation and translation per used frame, and, when the
+field of view is not given, ``log f``. Levenberg-Marquardt on
+
+    sum_ij rho(|pi_f(R_i X_j + t_i) - u_ij|) + lam * sum_j |X_j - A(C)_j|^2
+
+with ``rho`` Huber (threshold 2.5 x the median residual, re-chosen every iteration: IRLS), and
+``A(C)`` the canonical face ``C`` fitted to the current shape by a rotation, a translation and a
+*per-axis* scale. The regulariser therefore keeps the shape close to the canonical one where the
+views say little (points seen along their depth only, noisy contour points) without pulling
+the performer's overall proportions (width, height, depth) back to the canonical ones.
+Each step eliminates the points (3 x 3 blocks) with the Schur complement, leaving a dense
+``6F (+1)`` system for the poses (and focal): one BLAS product and one Cholesky solve per
+iteration, about 0.1-0.3 s for 150 frames on two cores. Poses start from MediaPipe-style
+Procrustes on the canonical face (:class:`.geometry.FaceGeometry`), the shape from the
+canonical face. Takes longer than ``max_frames`` use that many evenly spaced frames.
+
+Gauge
+-----
+2D observations fix the shape and poses only up to a similarity (rotate/shift the shape and
+undo it in every pose; scale shape and translations together), so the solution is put in a
+fixed frame after every accepted step: the canonical face is fitted to the shape by a rotation,
+a translation and a per-axis scale ``D``, and the shape is expressed in that fit's frame (poses
+adjusted to match, so projections do not change), scaled so that ``det(D) = 1``: the performer's
+face has the canonical face's *volume*. Two choices here, both deliberate:
+
+* the frame comes from a fit that allows per-axis proportions, not from a plain similarity
+  (Procrustes): a face 15 % deeper than the canonical one is, to a similarity fit, best matched
+  by tilting it (1.2 degrees on the Procrustes basis for 10 % wider / 15 % deeper), and that
+  tilt would read as a constant pitch/yaw offset in every later take. With per-axis scales a
+  face that only differs in proportions gets exactly the canonical frame;
+* scale (and so absolute distance) is not observable from 2D alone: a face twice as large twice
+  as far projects the same. We fix the volume to the canonical's, as MediaPipe fixes the size
+  to its canonical face; rotations do not depend on this choice, translations scale with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import DEFAULT_FOV_DEG, FaceGeometry, rotation_part
+
+N_POINTS = 468
+MIN_PRESENT_FRACTION = 0.6   # a take where the face is lost in more than 40 % of frames is refused
+FOV_LIMITS_DEG = (20.0, 120.0)
+
+
+class ShapeCalibrationError(ValueError):
+    """A calibration take that cannot support a face-shape solve; the message says what to do."""
+
+
+# --- small maths -----------------------------------------------------------------------------
+
+def focal_from_fov(height: int, fov_deg: float) -> float:
+    return (height / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def fov_from_focal(height: int, focal: float) -> float:
+    return math.degrees(2.0 * math.atan((height / 2.0) / focal))
+
+
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    """Rotation vectors (..., 3) -> rotation matrices (..., 3, 3)."""
+    w = np.asarray(w, dtype=np.float64)
+    th = np.sqrt((w * w).sum(-1))[..., None, None]
+    k = np.zeros(w.shape[:-1] + (3, 3))
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -w[..., 2], w[..., 1], -w[..., 0]
+    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = w[..., 2], -w[..., 1], w[..., 0]
+    small = th < 1e-8
+    ths = np.where(small, 1.0, th)
+    a = np.where(small, 1.0, np.sin(ths) / ths)
+    b = np.where(small, 0.5, (1.0 - np.cos(ths)) / (ths * ths))
+    return np.eye(3) + a * k + b * np.einsum("...ij,...jk->...ik", k, k)
+
+
+def _yaw_pitch(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and pitch (degrees) of camera-space head rotations, as synthetic.matrix_to_euler."""
+    r = np.asarray(rotations)
+    pitch = np.degrees(np.arcsin(np.clip(-r[:, 1, 2], -1.0, 1.0)))
+    yaw = np.degrees(np.arctan2(r[:, 0, 2], r[:, 2, 2]))
+    return yaw, pitch
+
+
+def _rotation_onto(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rotation R minimising sum w |R src - dst|^2 (both centred)."""
+    h = np.einsum("n,ni,nj->ij", w, dst, src)
+    u, _, vt = np.linalg.svd(h)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        u[:, 2] *= -1
+    return u @ vt
+
+
+def fit_axes(canonical: np.ndarray, shape: np.ndarray, w: np.ndarray | None = None,
+             iters: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``shape ~ R @ diag(d) @ canonical + t`` (rotation, per-axis scale, translation).
+
+    Alternates: d in closed form given R, R by Procrustes given d. Returns (R, d, t).
+    """
+    c = np.asarray(canonical, dtype=np.float64)
+    x = np.asarray(shape, dtype=np.float64)
+    w = np.ones(len(c)) if w is None else np.asarray(w, dtype=np.float64)
+    w = w / w.sum()
+    cc = c - w @ c
+    xc = x - w @ x
+    d = np.ones(3) * math.sqrt((w @ (xc * xc).sum(1)) / (w @ (cc * cc).sum(1)))
+    r = np.eye(3)
+    for _ in range(iters):
+        r = _rotation_onto(cc * d, xc, w)
+        y = xc @ r                                  # = R^T xc, per row
+        d_new = (w @ (y * cc)) / (w @ (cc * cc))
+        d_new = np.maximum(d_new, 1e-6)
+        if np.abs(d_new - d).max() < 1e-10:
+            d = d_new
+            break
+        d = d_new
+    t = w @ x - r @ (d * (w @ c))
+    return r, d, t
+
+
+# --- the calibration result -------------------------------------------------------------------
+
+@dataclass
+class FaceShapeCalibration:
+    """A performer's rigid face, solved from a head-turn take (see module docstring)."""
+
+    shape: np.ndarray                       # (468, 3) cm, canonical frame and volume
+    fov_deg: float                          # vertical field of view used (given or estimated)
+    fov_estimated: bool
+    reprojection_px: float                  # RMS over used frames and landmarks
+    yaw_range_deg: tuple[float, float]
+    pitch_range_deg: tuple[float, float]
+    frames_used: int
+    width: int
+    height: int
+    solve_seconds: float = 0.0
+
+    def __post_init__(self):
+        self.shape = np.asarray(self.shape, dtype=np.float64)
+        if self.shape.shape != (N_POINTS, 3) or not np.isfinite(self.shape).all():
+            raise ValueError(f"face shape must be {N_POINTS} x 3 finite numbers, got {self.shape.shape}")
+        if not 1.0 < float(self.fov_deg) < 179.0:
+            raise ValueError(f"field of view must be between 1 and 179 degrees, got {self.fov_deg}")
+        if int(self.width) <= 0 or int(self.height) <= 0:
+            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+        self.fov_deg = float(self.fov_deg)
+        self.fov_estimated = bool(self.fov_estimated)
+        self.reprojection_px = float(self.reprojection_px)
+        self.yaw_range_deg = tuple(float(v) for v in self.yaw_range_deg)
+        self.pitch_range_deg = tuple(float(v) for v in self.pitch_range_deg)
+        self.frames_used = int(self.frames_used)
+        self.width, self.height = int(self.width), int(self.height)
+        self.solve_seconds = float(self.solve_seconds)
+
+    @property
+    def yaw_span_deg(self) -> float:
+        return self.yaw_range_deg[1] - self.yaw_range_deg[0]
+
+    @property
+    def pitch_span_deg(self) -> float:
+        return self.pitch_range_deg[1] - self.pitch_range_deg[0]
+
+    def summary(self) -> str:
+        """One line for the panel / command line."""
+        how = "estimated" if self.fov_estimated else "given"
+        return (f"face shape from {self.frames_used} frames: reprojection {self.reprojection_px:.2f} px, "
+                f"yaw {self.yaw_range_deg[0]:+.0f}..{self.yaw_range_deg[1]:+.0f} deg, "
+                f"pitch {self.pitch_range_deg[0]:+.0f}..{self.pitch_range_deg[1]:+.0f} deg, "
+                f"fov {self.fov_deg:.1f} deg ({how})")
+
+    def to_dict(self) -> dict:
+        return {
+            "shape": np.round(self.shape, 5).tolist(),
+            "fov_deg": self.fov_deg,
+            "fov_estimated": self.fov_estimated,
+            "reprojection_px": self.reprojection_px,
+            "yaw_range_deg": list(self.yaw_range_deg),
+            "pitch_range_deg": list(self.pitch_range_deg),
+            "frames_used": self.frames_used,
+            "width": self.width,
+            "height": self.height,
+            "solve_seconds": self.solve_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FaceShapeCalibration":
+        if not isinstance(d, dict):
+            raise TypeError(f"face shape must be a dict, got {type(d).__name__}")
+        return cls(shape=np.asarray(d["shape"], dtype=np.float64), fov_deg=float(d["fov_deg"]),
+                   fov_estimated=bool(d.get("fov_estimated", False)),
+                   reprojection_px=float(d.get("reprojection_px", float("nan"))),
+                   yaw_range_deg=tuple(d.get("yaw_range_deg", (0.0, 0.0))),
+                   pitch_range_deg=tuple(d.get("pitch_range_deg", (0.0, 0.0))),
+                   frames_used=int(d.get("frames_used", 0)), width=int(d["width"]),
+                   height=int(d["height"]), solve_seconds=float(d.get("solve_seconds", 0.0)))
+
+
+# --- bundle adjustment ------------------------------------------------------------------------
+
+def _project(rot, trans, x, f, cx, cy):
+    """Posed points and pixels: rot (F,3,3), trans (F,3), x (J,3) -> q (F,J,3) rotated, p, uv (F,J,2)."""
+    q = np.einsum("fab,jb->fja", rot, x)
+    p = q + trans[:, None, :]
+    d = -p[..., 2]
+    uv = np.stack([cx + f * p[..., 0] / d, cy - f * p[..., 1] / d], axis=-1)
+    return q, p, d, uv
+
+
+def _huber_cost(res_norm, k):
+    return np.where(res_norm <= k, 0.5 * res_norm ** 2, k * (res_norm - 0.5 * k)).sum()
+
+
+class _BundleAdjuster:
+    def __init__(self, obs, canonical, width, height, focal, estimate_focal, lam, align_w):
+        self.obs = obs                      # (F, J, 2) pixels
+        self.C = canonical
+        self.cx, self.cy = width / 2.0, height / 2.0
+        self.height = height
+        self.log_f = math.log(focal)
+        self.estimate_focal = estimate_focal
+        self.lam = lam
+        self.align_w = align_w
+
+    @property
+    def f(self):
+        return math.exp(self.log_f)
+
+    def residuals(self, rot, trans, x, log_f):
+        _, _, _, uv = _project(rot, trans, x, math.exp(log_f), self.cx, self.cy)
+        return uv - self.obs
+
+    def target(self, x):
+        r, d, t = fit_axes(self.C, x, self.align_w)
+        return (self.C * d) @ r.T + t
+
+    def cost(self, rot, trans, x, log_f, k, target):
+        res = self.residuals(rot, trans, x, log_f)
+        n = np.sqrt((res * res).sum(-1))
+        return _huber_cost(n, k) + 0.5 * self.lam * ((x - target) ** 2).sum()
+
+    def regauge(self, rot, trans, x):
+        """Express the solution in the canonical frame with the canonical volume (see module doc)."""
+        r, d, t = fit_axes(self.C, x, self.align_w)
+        s = float(np.prod(d)) ** (1.0 / 3.0)
+        x_new = ((x - t) @ r) / s                    # R^T (x - t) / s
+        # p = R_i x + t_i = R_i (s r x_new + t) + t_i  ->  scale the scene by 1/s
+        rot_new = np.einsum("fab,bc->fac", rot, r)
+        trans_new = (np.einsum("fab,b->fa", rot, t) + trans) / s
+        return rot_new, trans_new, x_new
+
+    def step_system(self, rot, trans, x, k, target):
+        """Gauss-Newton blocks with Huber IRLS weights."""
+        f = self.f
+        q, p, d, uv = _project(rot, trans, x, f, self.cx, self.cy)
+        res = uv - self.obs                                   # (F,J,2)
+        nrm = np.sqrt((res * res).sum(-1))
+        w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12))  # (F,J)
+        F, J = nrm.shape
+        inv_d = 1.0 / d
+        # d(uv)/d(p): (F,J,2,3)
+        jp = np.zeros((F, J, 2, 3))
+        jp[..., 0, 0] = f * inv_d
+        jp[..., 0, 2] = f * p[..., 0] * inv_d ** 2
+        jp[..., 1, 1] = -f * inv_d
+        jp[..., 1, 2] = -f * p[..., 1] * inv_d ** 2
+        # camera block: [d/domega, d/dt]; dp/domega = -[q]_x
+        jc = np.empty((F, J, 2, 6))
+        qx, qy, qz = q[..., 0], q[..., 1], q[..., 2]
+        for r_ in range(2):
+            a0, a1, a2 = jp[..., r_, 0], jp[..., r_, 1], jp[..., r_, 2]
+            jc[..., r_, 0] = -a1 * qz + a2 * qy
+            jc[..., r_, 1] = a0 * qz - a2 * qx
+            jc[..., r_, 2] = -a0 * qy + a1 * qx
+            jc[..., r_, 3:] = jp[..., r_, :]
+        jx = np.einsum("fjra,fab->fjrb", jp, rot)              # (F,J,2,3) d/dX
+        wr = res * w[..., None]
+        U = np.einsum("fjra,fj,fjrb->fab", jc, w, jc)          # (F,6,6)
+        V = np.einsum("fjra,fj,fjrb->jab", jx, w, jx)          # (J,3,3)
+        Wm = np.einsum("fjra,fj,fjrb->fjab", jc, w, jx)        # (F,J,6,3)
+        gc = -np.einsum("fjra,fjr->fa", jc, wr)                # (F,6) descent direction rhs
+        gx = -np.einsum("fjra,fjr->ja", jx, wr) - self.lam * (x - target)
+        V = V + self.lam * np.eye(3)
+        if self.estimate_focal:
+            jf = np.stack([f * p[..., 0] * inv_d, -f * p[..., 1] * inv_d], axis=-1)  # (F,J,2)
+            Uf = np.einsum("fjra,fj,fjr->fa", jc, w, jf)       # (F,6)
+            Uff = float(np.einsum("fjr,fj,fjr->", jf, w, jf))
+            Wf = np.einsum("fjr,fj,fjrb->jb", jf, w, jx)       # (J,3)
+            gf = -float(np.einsum("fjr,fjr->", jf, wr))
+        else:
+            Uf = Uff = Wf = gf = None
+        return res, w, U, V, Wm, gc, gx, Uf, Uff, Wf, gf
+
+    def solve_step(self, sys_, mu):
+        _, _, U, V, Wm, gc, gx, Uf, Uff, Wf, gf = sys_
+        F, J = Wm.shape[:2]
+        nc = 6 * F + (1 if self.estimate_focal else 0)
+        # Marquardt damping on the diagonals
+        Vd = V + mu * np.einsum("jaa->ja", V)[..., None] * np.eye(3)
+        Vinv = np.linalg.inv(Vd)                               # (J,3,3)
+        Wfull = np.zeros((nc, 3 * J))
+        Wfull[:6 * F] = Wm.transpose(0, 2, 1, 3).reshape(6 * F, 3 * J)
+        A = np.zeros((nc, nc))
+        idx = np.arange(F)
+        blk = A[:6 * F, :6 * F].reshape(F, 6, F, 6)
+        blk[idx, :, idx, :] = U + mu * np.einsum("faa->fa", U)[..., None] * np.eye(6)
+        g = np.zeros(nc)
+        g[:6 * F] = gc.reshape(-1)
+        if self.estimate_focal:
+            Wfull[-1] = Wf.reshape(-1)
+            A[:6 * F, -1] = Uf.reshape(-1)
+            A[-1, :6 * F] = Uf.reshape(-1)
+            A[-1, -1] = Uff * (1.0 + mu) + 1e-9
+            g[-1] = gf
+        # Schur complement: eliminate the points
+        Y = np.einsum("cja,jab->cjb", Wfull.reshape(nc, J, 3), Vinv).reshape(nc, 3 * J)
+        S = A - Y @ Wfull.T
+        rhs = g - Y @ gx.reshape(-1)
+        S = 0.5 * (S + S.T)
+        try:
+            L = np.linalg.cholesky(S)
+            dc = np.linalg.solve(L.T, np.linalg.solve(L, rhs))
+        except np.linalg.LinAlgError:
+            dc = np.linalg.lstsq(S, rhs, rcond=None)[0]
+        dx = np.einsum("jab,jb->ja", Vinv, gx - (Wfull.T @ dc).reshape(J, 3))
+        return dc, dx
+
+    def apply(self, rot, trans, x, log_f, dc, dx):
+        F = len(rot)
+        d6 = dc[:6 * F].reshape(F, 6)
+        rot_new = np.einsum("fab,fbc->fac", _rodrigues(d6[:, :3]), rot)
+        trans_new = trans + d6[:, 3:]
+        log_f_new = log_f + (float(dc[-1]) if self.estimate_focal else 0.0)
+        return rot_new, trans_new, x + dx, log_f_new
+
+    def run(self, rot, trans, x, max_iter=60, tol=1e-7):
+        mu = 1e-4
+        log_f = self.log_f
+        it = 0
+        for it in range(max_iter):
+            target = self.target(x)
+            res = self.residuals(rot, trans, x, log_f)
+            nrm = np.sqrt((res * res).sum(-1))
+            k = max(2.5 * float(np.median(nrm)), 0.25)
+            self.log_f = log_f
+            sys_ = self.step_system(rot, trans, x, k, target)
+            c0 = self.cost(rot, trans, x, log_f, k, target)
+            accepted = False
+            for _ in range(10):
+                dc, dx = self.solve_step(sys_, mu)
+                cand = self.apply(rot, trans, x, log_f, dc, dx)
+                if self.estimate_focal and not (math.log(focal_from_fov(self.height, FOV_LIMITS_DEG[1]))
+                                                <= cand[3] <= math.log(focal_from_fov(self.height, FOV_LIMITS_DEG[0]))):
+                    mu *= 10.0
+                    continue
+                c1 = self.cost(*cand, k, target)
+                if np.isfinite(c1) and c1 < c0:
+                    rot, trans, x, log_f = cand
+                    mu = max(mu / 3.0, 1e-7)
+                    accepted = True
+                    break
+                mu *= 10.0
+            if not accepted:
+                break
+            rot, trans, x = self.regauge(rot, trans, x)
+            if (c0 - c1) < tol * c0:
+                break
+        self.log_f = log_f
+        self.iterations = it + 1
+        return rot, trans, x, log_f
+
+
+def _pixels(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.stack([landmarks[..., 0] * width, landmarks[..., 1] * height], axis=-1)
+
+
+def calibrate_shape(landmarks, present, width: int, height: int, canonical, fov_deg: float | None = None,
+                    min_frames: int = 30, min_yaw_span_deg: float = 20.0, min_pitch_span_deg: float = 10.0,
+                    reg: float = 0.02, max_frames: int = 240, align_weights=None) -> FaceShapeCalibration:
+    """Solve the performer's rigid face and the per-frame head poses from a head-turn take.
+
+    landmarks: (N, 478 or 468, >=2) MediaPipe-normalized; present: (N,) bool (face found).
+    canonical: (468, 3) canonical face, cm (``load_model().canonical_vertices``).
+    fov_deg: the camera's vertical field of view; None estimates it with the rest.
+    reg: strength of the pull toward the (per-axis scaled) canonical face, relative to the data:
+    each point's prior weighs ``reg`` times what one frame's observation of it does, per used frame.
+    Raises :class:`ShapeCalibrationError` for takes that cannot support a solve.
+    """
+    t_start = time.perf_counter()
+    lm = np.asarray(landmarks, dtype=np.float64)
+    present = np.asarray(present, dtype=bool).reshape(-1)
+    canonical = np.asarray(canonical, dtype=np.float64)
+    if lm.ndim != 3 or lm.shape[1] < N_POINTS or lm.shape[2] < 2:
+        raise ValueError(f"landmarks must be (frames, 468 or 478, >=2), got {lm.shape}")
+    if len(present) != len(lm):
+        raise ValueError(f"present has {len(present)} entries for {len(lm)} frames")
+    if canonical.shape != (N_POINTS, 3):
+        raise ValueError(f"canonical must be ({N_POINTS}, 3), got {canonical.shape}")
+    width, height = int(width), int(height)
+    n_total = len(lm)
+    present = present & np.isfinite(lm[:, :N_POINTS, :2]).all(axis=(1, 2))
+    n_face = int(present.sum())
+    if n_total < min_frames:
+        raise ShapeCalibrationError(
+            f"calibration take too short: {n_total} frames, need at least {min_frames}; record a few seconds "
+            "of turning your head slowly left and right, then up and down")
+    if n_face < min_frames or n_face < MIN_PRESENT_FRACTION * n_total:
+        raise ShapeCalibrationError(
+            f"face lost in {n_total - n_face} of {n_total} frames; keep your whole face in view and well lit, "
+            "turn your head slowly (no further than about 30 degrees) and record the take again")
+    if fov_deg is not None and not FOV_LIMITS_DEG[0] <= float(fov_deg) <= FOV_LIMITS_DEG[1]:
+        raise ValueError(f"field of view must be between {FOV_LIMITS_DEG[0]:.0f} and {FOV_LIMITS_DEG[1]:.0f} "
+                         f"degrees, got {fov_deg}")
+
+    frames = np.flatnonzero(present)
+    if len(frames) > max_frames:
+        frames = frames[np.round(np.linspace(0, len(frames) - 1, max_frames)).astype(int)]
+    lm = lm[frames, :N_POINTS]
+
+    # initial poses: MediaPipe-style Procrustes on the canonical face
+    fov0 = float(fov_deg) if fov_deg is not None else 60.0
+    geo_w = _procrustes_weights(canonical)
+    geo = FaceGeometry(canonical, geo_w, width, height, fov0)
+    rot = np.empty((len(lm), 3, 3))
+    trans = np.empty((len(lm), 3))
+    for i, frame in enumerate(lm):
+        pose = geo.solve(np.concatenate([frame[:, :2], np.zeros((N_POINTS, 1))], axis=1)
+                         if frame.shape[1] < 3 else frame[:, :3])[0]
+        rot[i] = rotation_part(pose)
+        scale = float(np.sqrt((pose[:3, 0] ** 2).sum()))
+        trans[i] = pose[:3, 3] / scale
+    _check_spans(rot, min_yaw_span_deg, min_pitch_span_deg)
+
+    obs = _pixels(lm, width, height)
+    focal = focal_from_fov(height, fov0)
+    dist = float(np.median(-trans[:, 2]))
+    lam = reg * len(lm) * (focal / max(dist, 1e-3)) ** 2
+    align_w = np.ones(N_POINTS) if align_weights is None else np.asarray(align_weights, dtype=np.float64)
+    ba = _BundleAdjuster(obs, canonical, width, height, focal, fov_deg is None, lam, align_w)
+    x0 = canonical.copy()
+    rot, trans, x0 = ba.regauge(rot, trans, x0)
+    rot, trans, x, log_f = ba.run(rot, trans, x0)
+    rot, trans, x = ba.regauge(rot, trans, x)
+    f = math.exp(log_f)
+    res = ba.residuals(rot, trans, x, log_f)
+    rms = float(np.sqrt((res * res).sum(-1).mean()))
+    yaw, pitch = _yaw_pitch(rot)
+    return FaceShapeCalibration(
+        shape=x, fov_deg=fov_from_focal(height, f), fov_estimated=fov_deg is None, reprojection_px=rms,
+        yaw_range_deg=(float(yaw.min()), float(yaw.max())), pitch_range_deg=(float(pitch.min()), float(pitch.max())),
+        frames_used=len(lm), width=width, height=height, solve_seconds=time.perf_counter() - t_start)
+
+
+@functools.lru_cache(maxsize=1)
+def _model_weights():
+    from .model import load_model
+    return load_model().procrustes_weights
+
+
+def _procrustes_weights(canonical: np.ndarray) -> np.ndarray:
+    """MediaPipe's Procrustes basis weights (from the model), or uniform if the model is absent."""
+    try:
+        w = _model_weights()
+        if len(w) == N_POINTS:
+            return np.asarray(w, dtype=np.float64)
+    except Exception:  # pragma: no cover - model missing: uniform weights still give a start
+        pass
+    return np.ones(N_POINTS)
+
+
+def _check_spans(rot, min_yaw, min_pitch):
+    yaw, pitch = _yaw_pitch(rot)
+    # robust spans: a few misread frames must not make a still head look like a head turn
+    ys = float(np.percentile(yaw, 97) - np.percentile(yaw, 3))
+    ps = float(np.percentile(pitch, 97) - np.percentile(pitch, 3))
+    if ys < min_yaw or ps < min_pitch:
+        what = []
+        if ys < min_yaw:
+            what.append(f"left/right {ys:.0f} deg (need {min_yaw:.0f})")
+        if ps < min_pitch:
+            what.append(f"up/down {ps:.0f} deg (need {min_pitch:.0f})")
+        raise ShapeCalibrationError(
+            "not enough head rotation to solve the face shape: " + ", ".join(what)
+            + "; turn your head slowly left and right (about 25 deg each way), then up and down "
+              "(about 15 deg), with a relaxed face, and record the take again")
+
+
+# --- per-frame pose from a calibrated shape ----------------------------------------------------
+
+class ShapePose:
+    """Per-frame head pose from a calibrated shape (perspective PnP with the known focal),
+    warm-started from the previous frame; cheap enough for a capture thread."""
+
+    def __init__(self, calib, width: int | None = None, height: int | None = None,
+                 fov_deg: float | None = None, points="basis", max_iter: int = 6):
+        if isinstance(calib, FaceShapeCalibration):
+            shape = calib.shape
+            width = calib.width if width is None else width
+            height = calib.height if height is None else height
+            fov_deg = calib.fov_deg if fov_deg is None else fov_deg
+        else:
+            shape = np.asarray(calib, dtype=np.float64)
+            if width is None or height is None:
+                raise ValueError("width and height are needed with a bare shape")
+            fov_deg = DEFAULT_FOV_DEG if fov_deg is None else fov_deg
+        self.shape = np.ascontiguousarray(shape, dtype=np.float64)
+        if self.shape.shape != (N_POINTS, 3):
+            raise ValueError(f"shape must be ({N_POINTS}, 3), got {self.shape.shape}")
+        self.width, self.height, self.fov_deg = int(width), int(height), float(fov_deg)
+        self.f = focal_from_fov(self.height, self.fov_deg)
+        self.cx, self.cy = self.width / 2.0, self.height / 2.0
+        w = _procrustes_weights(self.shape)
+        if isinstance(points, str):
+            if points == "basis":
+                self.idx = np.flatnonzero(w > 0)
+            elif points == "all":
+                self.idx = np.arange(N_POINTS)
+            else:
+                raise ValueError(f"points must be 'basis', 'all' or indices, got {points!r}")
+        else:
+            self.idx = np.asarray(points, dtype=np.int64)
+        self.sub = self.shape[self.idx]
+        self.max_iter = int(max_iter)
+        self._geo = FaceGeometry(self.shape, w, self.width, self.height, self.fov_deg)
+        self._rot: np.ndarray | None = None
+        self._t: np.ndarray | None = None
+        self.last_rms_px = float("nan")
+
+    def reset(self) -> None:
+        """Forget the previous pose (call when the face was lost)."""
+        self._rot = self._t = None
+
+    def _init(self, lm: np.ndarray):
+        lm3 = lm[:N_POINTS, :3] if lm.shape[1] >= 3 else np.concatenate([lm[:N_POINTS], np.zeros((N_POINTS, 1))], 1)
+        pose = self._geo.solve(lm3)[0]
+        s = float(np.sqrt((pose[:3, 0] ** 2).sum()))
+        return rotation_part(pose), pose[:3, 3] / s
+
+    def _refine(self, rot, t, uv_obs):
+        f, cx, cy, x = self.f, self.cx, self.cy, self.sub
+        n = len(x)
+        jac = np.empty((n, 2, 6))
+        rms = float("inf")
+        for _ in range(self.max_iter):
+            q = np.einsum("ab,jb->ja", rot, x)
+            p = q + t
+            inv_d = -1.0 / p[:, 2]
+            u = cx + f * p[:, 0] * inv_d
+            v = cy - f * p[:, 1] * inv_d
+            ru = u - uv_obs[:, 0]
+            rv = v - uv_obs[:, 1]
+            # d(u)/dp = f*inv_d*(1, 0, p_x*inv_d); d(v)/dp = -f*inv_d*(0, 1, p_y*inv_d)
+            a = f * inv_d
+            bu = a * p[:, 0] * inv_d
+            bv = -a * p[:, 1] * inv_d
+            qx, qy, qz = q[:, 0], q[:, 1], q[:, 2]
+            # u row: jp = (a, 0, bu)
+            jac[:, 0, 0] = bu * qy
+            jac[:, 0, 1] = a * qz - bu * qx
+            jac[:, 0, 2] = -a * qy
+            jac[:, 0, 3] = a
+            jac[:, 0, 4] = 0.0
+            jac[:, 0, 5] = bu
+            # v row: jp = (0, -a, bv)
+            jac[:, 1, 0] = a * qz + bv * qy
+            jac[:, 1, 1] = -bv * qx
+            jac[:, 1, 2] = -a * qx
+            jac[:, 1, 3] = 0.0
+            jac[:, 1, 4] = -a
+            jac[:, 1, 5] = bv
+            r2 = ru * ru + rv * rv
+            rms = math.sqrt(float(r2.mean()))
+            # Huber weights at 2.5x the median residual
+            k = max(2.5 * math.sqrt(float(np.median(r2))), 0.25)
+            nrm = np.sqrt(r2)
+            w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12))
+            jw = jac * w[:, None, None]
+            h = np.einsum("nra,nrb->ab", jw, jac)
+            g = np.einsum("na,n->a", jw[:, 0], ru) + np.einsum("na,n->a", jw[:, 1], rv)
+            step = np.linalg.solve(h + 1e-9 * np.eye(6), -g)
+            rot = np.einsum("ab,bc->ac", _rodrigues(step[:3]), rot)
+            t = t + step[3:]
+            if float(np.abs(step).max()) < 1e-6:
+                break
+        return rot, t, rms
+
+    def solve(self, landmarks_normalized) -> tuple[np.ndarray, np.ndarray]:
+        """(478 or 468, >=2) normalized landmarks -> (pose 4x4 shape->camera, pose-free mesh (468,3))."""
+        lm = np.asarray(landmarks_normalized, dtype=np.float64)
+        uv_all = np.empty((N_POINTS, 2))
+        uv_all[:, 0] = lm[:N_POINTS, 0] * self.width
+        uv_all[:, 1] = lm[:N_POINTS, 1] * self.height
+        uv = uv_all[self.idx]
+        if self._rot is None:
+            self._rot, self._t = self._init(lm)
+        rot, t, rms = self._refine(self._rot, self._t, uv)
+        if not (np.isfinite(rot).all() and np.isfinite(t).all()) or t[2] > -1.0 or rms > 0.2 * self.height:
+            rot, t = self._init(lm)           # lost track of the warm start: start afresh
+            rot, t, rms = self._refine(rot, t, uv)
+        # re-orthonormalise now and then drift from the many small updates
+        u, _, vt = np.linalg.svd(rot)
+        rot = np.einsum("ab,bc->ac", u, vt)
+        self._rot, self._t, self.last_rms_px = rot, t, rms
+        pose = np.eye(4)
+        pose[:3, :3] = rot
+        pose[:3, 3] = t
+        # pose-free mesh: each landmark on its camera ray, at the depth the posed shape gives it
+        depth = -(np.einsum("ab,jb->ja", rot, self.shape)[:, 2] + t[2])
+        cam = np.empty((N_POINTS, 3))
+        cam[:, 0] = (uv_all[:, 0] - self.cx) / self.f * depth
+        cam[:, 1] = -(uv_all[:, 1] - self.cy) / self.f * depth
+        cam[:, 2] = -depth
+        mesh = np.einsum("ja,ab->jb", cam - t, rot)    # R^T (p - t), row-wise
+        return pose, mesh
