@@ -98,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--format", choices=["npz", "json"], default="npz", help="take file format (default npz)")
     bt.add_argument("--blend", action="store_true", help="also write a .blend per video with the rig baked (bpy)")
     _add_tracking_args(bt)
+    ov = sub.add_parser("overlay", help="the video with the tracked mesh, head axes and strongest "
+                                        "blendshapes drawn on it")
+    ov.add_argument("input", help="video file")
+    ov.add_argument("--output", "-o", required=True, help=".mp4 to write")
+    ov.add_argument("--take", help="a saved take of this video (.npz/.json) instead of tracking it again")
+    _add_tracking_args(ov)
+    rp = sub.add_parser("report", help="a tracking report for a take: faces found, drops, head range, "
+                                       "channel ranges, jitter on still stretches; optional PNG plot")
+    rp.add_argument("take", help="take file (.npz or .json)")
+    rp.add_argument("--plot", help="also write a PNG plot of the main channels over time")
+    rp.add_argument("--json", action="store_true", help="print the numbers as JSON")
     cal = sub.add_parser("calibrate", help="solve the performer's own 3D face from a head-turn take "
                                            "(video or .npz take) into a performer profile")
     cal.add_argument("input", help="video of the performer turning their head slowly left, right, up and down "
@@ -422,6 +433,115 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+_MUX_SCRIPT = r"""
+import sys
+import bpy
+video, sound_from, out = sys.argv[1:4]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+sc = bpy.context.scene
+ed = sc.sequence_editor_create()
+strips = ed.strips if hasattr(ed, "strips") else ed.sequences
+movie = strips.new_movie("v", video, channel=1, frame_start=1)
+sound = strips.new_sound("a", sound_from, channel=2, frame_start=1)
+if sound.frame_final_duration <= 1:
+    sys.exit(3)  # the source has no sound
+fps = movie.fps
+sc.render.fps, sc.render.fps_base = round(fps), round(fps) / fps
+sc.frame_start, sc.frame_end = 1, movie.frame_final_duration
+sc.render.resolution_x, sc.render.resolution_y = movie.elements[0].orig_width, movie.elements[0].orig_height
+sc.render.resolution_percentage = 100
+im = sc.render.image_settings
+if hasattr(im, "media_type"):
+    im.media_type = "VIDEO"
+im.file_format = "FFMPEG"
+sc.render.ffmpeg.format, sc.render.ffmpeg.codec, sc.render.ffmpeg.audio_codec = "MPEG4", "H264", "AAC"
+sc.render.ffmpeg.constant_rate_factor = "HIGH"
+sc.render.filepath = out
+bpy.ops.render.render(animation=True)
+"""
+
+
+def _keep_audio(silent: Path, source: str, out: Path) -> str:
+    """Mux the source's sound under the overlay video with Blender's own FFmpeg (the bpy module
+    or not: OpenCV writes no audio). Returns what happened, for the summary line."""
+    import shutil
+    import subprocess
+
+    if not _have_bpy():
+        shutil.move(str(silent), str(out))
+        return "no audio (the bpy module is needed to copy the sound: pip install bpy==5.0.1)"
+    tmp = out.with_name(out.stem + ".mux.mp4")
+    proc = subprocess.run([sys.executable, "-c", _MUX_SCRIPT, str(silent), source, str(tmp)],
+                          capture_output=True, text=True)
+    if proc.returncode == 3 or not tmp.is_file():
+        shutil.move(str(silent), str(out))
+        return "the video has no sound" if proc.returncode == 3 else "sound could not be copied"
+    os.replace(tmp, out)
+    silent.unlink(missing_ok=True)
+    return "sound kept"
+
+
+def cmd_overlay(args) -> int:
+    from .core.landmarker import LandmarkerError, LandmarkerSettings
+    from .core.model import ModelError, find_model
+    from .core.overlay import overlay_from_video, write_overlay_video
+    from .core.sources import SourceError
+    from .core.take import Take, TakeError
+    from .core.worker import WorkerError, WorkerSettings
+
+    out = Path(args.output).expanduser()
+    if out.suffix.lower() != ".mp4":
+        return _fail(f"output {out.name} must end in .mp4")
+    if not Path(args.input).is_file():
+        return _fail(f"video {args.input} not found")
+    silent = out.with_name(out.stem + ".video.mp4")
+    try:
+        _apply_performer(args)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        bar = ProgressBar(None, label=Path(args.input).name[:24], enabled=False if args.quiet else None)
+        if args.take:
+            take = Take.load(args.take)
+            info = write_overlay_video(args.input, take, silent, on_progress=lambda d, t: bar.update(d))
+        else:
+            find_model(args.model)
+            settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
+                                      filters=_filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
+            info = overlay_from_video(args.input, silent, settings,
+                                      on_progress=lambda d, t, stage: bar.update(d, stage))
+        bar.close()
+    except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
+        silent.unlink(missing_ok=True)
+        return _fail(str(exc))
+    except WorkerError as exc:
+        silent.unlink(missing_ok=True)
+        return _fail(str(exc), EXIT_FAILED)
+    sound = _keep_audio(silent, args.input, out)
+    print(f"wrote {out}: {info['frames']} frames {info['size'][0]}x{info['size'][1]}, face in {info['tracked']}, "
+          f"no face in {info['no_face']}; {sound}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    import json
+
+    from .core.report import format_report, plot_report, take_report
+    from .core.take import Take, TakeError
+
+    try:
+        take = Take.load(args.take)
+        d = take_report(take)
+        if args.plot:
+            plot_report(take, args.plot)
+    except (TakeError, ValueError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"could not write {args.plot}: {exc.strerror}", EXIT_FAILED)
+    print(json.dumps(d, indent=1) if args.json else format_report(d))
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .core.livelink import LiveLinkError, read_csv, write_csv
     from .core.take import Take, TakeError
@@ -475,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "convert": cmd_convert, "calibrate": cmd_calibrate,
+               "overlay": cmd_overlay, "report": cmd_report,
                "fetch-model": cmd_fetch_model,
                "info": cmd_info}[args.command]
     return handler(args)
