@@ -6,7 +6,7 @@ import threading
 import numpy as np
 
 from blender_facemesh.core.live import LiveSession
-from blender_facemesh.core.preview import draw_landmarks, to_blender_pixels
+from blender_facemesh.core.preview import to_blender_pixels
 from blender_facemesh.core.sources import SimulatedLiveSource
 from blender_facemesh.core.worker import WorkerSettings
 
@@ -43,15 +43,9 @@ def test_recording_collecting_and_stop_keep_every_recorded_frame(sample_clip):
     assert not session.worker.running
 
 
-def test_preview_marks_landmarks_and_lost_faces():
+def test_preview_pixels_are_in_blenders_order():
     frame = np.full((40, 60, 3), 100, np.uint8)
-    lm = np.zeros((478, 3))
-    lm[:, 0], lm[:, 1] = 0.5, 0.25
-    drawn = draw_landmarks(frame, [lm])
-    assert (drawn[10, 30] != 100).any() and (drawn[35, 5] == 100).all()
-    assert (frame == 100).all()  # the input is not drawn on
-    lost = draw_landmarks(frame, [])
-    assert tuple(lost[0, 0]) == (220, 40, 40) and (lost[20, 30] == 100).all()
-    px = to_blender_pixels(drawn).reshape(40, 60, 4)
-    np.testing.assert_allclose(px[39 - 10, 30, :3], drawn[10, 30] / 255, atol=1e-6)  # bottom row first
-    assert (px[..., 3] == 1).all()
+    frame[10, 30] = (255, 0, 0)
+    px = to_blender_pixels(frame).reshape(40, 60, 4)
+    np.testing.assert_allclose(px[39 - 10, 30, :3], [1, 0, 0], atol=1e-6)  # bottom row first
+    assert (px[..., 3] == 1).all() and px.dtype == np.float32

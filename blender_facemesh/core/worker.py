@@ -23,7 +23,7 @@ import numpy as np
 from .filters import FaceFilter, FilterSettings
 from .geometry import DEFAULT_FOV_DEG, FaceGeometry
 from .landmarker import Landmarker, LandmarkerSettings
-from .preview import draw_landmarks, to_blender_pixels
+from .preview import to_blender_pixels
 from .sources import FrameSource
 
 _POLL = 0.05  # seconds; how often blocked waits look at the stop flag
@@ -385,7 +385,7 @@ class CaptureWorker:
             if small is not None and s.preview_rate > 0 and time.monotonic() >= next_picture:
                 # drawn here, off the main thread, which then only copies it into an image
                 next_picture = time.monotonic() + 1.0 / s.preview_rate
-                picture = to_blender_pixels(draw_landmarks(small, [f.landmarks for f in faces]))
+                picture = to_blender_pixels(_preview_picture(small, faces, s.fov_deg))
             self.frames_processed += 1
             self._emit(Sample(index, t, faces, read_at, time.monotonic(), small, picture))
 
@@ -399,6 +399,17 @@ class _PerformerGeometry:
     def solve(self, landmarks: np.ndarray):
         pose, mesh = self.pose_solver.solve(landmarks)
         return pose, None, mesh
+
+
+def _preview_picture(small: np.ndarray, faces: list, fov_deg: float) -> np.ndarray:
+    """The same drawing as the overlay video (mesh, head axes, strongest scores)."""
+    from .overlay import draw_overlay
+
+    if not faces:
+        return draw_overlay(small, fov_deg=fov_deg)
+    first, rest = faces[0], faces[1:]
+    return draw_overlay(small, first.landmarks, first.head_matrix, first.blendshapes, fov_deg,
+                        other_faces=[(f.landmarks, f.head_matrix) for f in rest])
 
 
 def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
