@@ -87,6 +87,10 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     performer_path: StringProperty(name="Performer", subtype="FILE_PATH",
                                    description="Performer calibration (neutral and ranges), a .json file")
     use_calibration: BoolProperty(name="Apply Calibration", default=True)
+    use_face_shape: BoolProperty(
+        name="Head Pose from Face Shape", default=False,
+        description="Solve the head pose on the performer's calibrated face (perspective fit) instead of "
+                    "MediaPipe's average face. Off by default: on our test faces it was not more accurate")
     neutral_seconds: FloatProperty(name="Neutral Length", min=0.3, max=10.0, default=1.5, unit="TIME_ABSOLUTE")
 
     missing: EnumProperty(name="No Face", items=MISSING_ITEMS, default="HOLD")

@@ -522,3 +522,24 @@ def test_reference_camera_sees_the_mesh_on_the_face(scene, sample_clip):
         lm = take.landmarks[k, 0, :468, :2]
         errs.append(np.median(np.linalg.norm(xy - lm, axis=1)) * take.height)
     assert errs[0] < 2.0 and max(errs) < 15.0, errs  # pixels in a 512 px frame (0.4, 7.7, 11.2 seen)
+
+
+def test_calibrate_face_shape_from_a_video(scene, tmp_path):
+    from blender_facemesh.blender import options
+    from blender_facemesh.core.calibration import PerformerProfile
+    from blender_facemesh.core.synthetic import head_turn_sequence, write_clip
+
+    clip = write_clip(tmp_path / "turns.mp4", head_turn_sequence(120), shape=(1.1, 1.0, 1.15), fov_deg=50.0).path
+    scene.facemesh.performer_path = str(tmp_path / "performer.json")
+    assert bpy.ops.facemesh.calibrate_shape(filepath=str(clip), fov=50.0) == {"FINISHED"}
+    shape = PerformerProfile.load(tmp_path / "performer.json").face_shape
+    assert shape is not None and shape.reprojection_px < 5.0
+    assert options.worker_settings(bpy.context).face_shape is None  # opt-in
+    scene.facemesh.use_face_shape = True
+    ws = options.worker_settings(bpy.context)
+    assert ws.face_shape is not None and ws.fov_deg == pytest.approx(50.0)
+    still = write_clip(tmp_path / "still.mp4", np.zeros((40, 3))).path
+    with pytest.raises(RuntimeError, match="face shape not changed"):
+        bpy.ops.facemesh.calibrate_shape(filepath=str(still))
+    scene.facemesh.use_face_shape = False
+    scene.facemesh.performer_path = ""

@@ -90,7 +90,10 @@ def profile(scene):
 
 
 def face_shape(scene):
-    """The performer's calibrated 3D face when calibration is applied and the file has one."""
+    """The performer's calibrated 3D face when asked for (Head Pose from Face Shape) and the
+    performer file has one."""
+    if not scene.facemesh.use_face_shape:
+        return None
     try:
         prof = profile(scene)
         return prof.face_shape if prof is not None else None

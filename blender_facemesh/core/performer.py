@@ -63,6 +63,7 @@ import numpy as np
 from .geometry import DEFAULT_FOV_DEG, FaceGeometry, rotation_part
 
 N_POINTS = 468
+DEFAULT_REG = 0.3
 MIN_PRESENT_FRACTION = 0.6   # a take where the face is lost in more than 40 % of frames is refused
 FOV_LIMITS_DEG = (20.0, 120.0)
 
@@ -155,6 +156,7 @@ class FaceShapeCalibration:
     width: int
     height: int
     solve_seconds: float = 0.0
+    point_sigma_px: np.ndarray | None = None   # (468,) how well each landmark fit the rigid shape
 
     def __post_init__(self):
         self.shape = np.asarray(self.shape, dtype=np.float64)
@@ -172,6 +174,11 @@ class FaceShapeCalibration:
         self.frames_used = int(self.frames_used)
         self.width, self.height = int(self.width), int(self.height)
         self.solve_seconds = float(self.solve_seconds)
+        if self.point_sigma_px is not None:
+            sig = np.asarray(self.point_sigma_px, dtype=np.float64).reshape(-1)
+            if sig.shape != (N_POINTS,) or not np.isfinite(sig).all():
+                raise ValueError(f"point_sigma_px must be {N_POINTS} finite numbers")
+            self.point_sigma_px = sig
 
     @property
     def yaw_span_deg(self) -> float:
@@ -201,6 +208,7 @@ class FaceShapeCalibration:
             "width": self.width,
             "height": self.height,
             "solve_seconds": self.solve_seconds,
+            "point_sigma_px": None if self.point_sigma_px is None else np.round(self.point_sigma_px, 4).tolist(),
         }
 
     @classmethod
@@ -213,7 +221,8 @@ class FaceShapeCalibration:
                    yaw_range_deg=tuple(d.get("yaw_range_deg", (0.0, 0.0))),
                    pitch_range_deg=tuple(d.get("pitch_range_deg", (0.0, 0.0))),
                    frames_used=int(d.get("frames_used", 0)), width=int(d["width"]),
-                   height=int(d["height"]), solve_seconds=float(d.get("solve_seconds", 0.0)))
+                   height=int(d["height"]), solve_seconds=float(d.get("solve_seconds", 0.0)),
+                   point_sigma_px=d.get("point_sigma_px"))
 
 
 # --- bundle adjustment ------------------------------------------------------------------------
@@ -227,8 +236,8 @@ def _project(rot, trans, x, f, cx, cy):
     return q, p, d, uv
 
 
-def _huber_cost(res_norm, k):
-    return np.where(res_norm <= k, 0.5 * res_norm ** 2, k * (res_norm - 0.5 * k)).sum()
+def _huber_cost(res_norm, k, w):
+    return (np.where(res_norm <= k, 0.5 * res_norm ** 2, k * (res_norm - 0.5 * k)) * w).sum()
 
 
 class _BundleAdjuster:
@@ -241,6 +250,7 @@ class _BundleAdjuster:
         self.estimate_focal = estimate_focal
         self.lam = lam
         self.align_w = align_w
+        self.point_w = np.ones(obs.shape[1])
 
     @property
     def f(self):
@@ -257,7 +267,7 @@ class _BundleAdjuster:
     def cost(self, rot, trans, x, log_f, k, target):
         res = self.residuals(rot, trans, x, log_f)
         n = np.sqrt((res * res).sum(-1))
-        return _huber_cost(n, k) + 0.5 * self.lam * ((x - target) ** 2).sum()
+        return _huber_cost(n, k, self.point_w) + 0.5 * self.lam * ((x - target) ** 2).sum()
 
     def regauge(self, rot, trans, x):
         """Express the solution in the canonical frame with the canonical volume (see module doc)."""
@@ -275,7 +285,7 @@ class _BundleAdjuster:
         q, p, d, uv = _project(rot, trans, x, f, self.cx, self.cy)
         res = uv - self.obs                                   # (F,J,2)
         nrm = np.sqrt((res * res).sum(-1))
-        w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12))  # (F,J)
+        w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12)) * self.point_w  # (F,J)
         F, J = nrm.shape
         inv_d = 1.0 / d
         # d(uv)/d(p): (F,J,2,3)
@@ -353,8 +363,9 @@ class _BundleAdjuster:
         log_f_new = log_f + (float(dc[-1]) if self.estimate_focal else 0.0)
         return rot_new, trans_new, x + dx, log_f_new
 
-    def run(self, rot, trans, x, max_iter=60, tol=1e-7):
+    def run(self, rot, trans, x, max_iter=60, tol=1e-4):
         mu = 1e-4
+        prev = None
         log_f = self.log_f
         it = 0
         for it in range(max_iter):
@@ -383,8 +394,9 @@ class _BundleAdjuster:
             if not accepted:
                 break
             rot, trans, x = self.regauge(rot, trans, x)
-            if (c0 - c1) < tol * c0:
+            if (c0 - c1) < tol * c0 or (prev is not None and c0 >= prev * (1 - tol)):
                 break
+            prev = c0
         self.log_f = log_f
         self.iterations = it + 1
         return rot, trans, x, log_f
@@ -396,7 +408,8 @@ def _pixels(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def calibrate_shape(landmarks, present, width: int, height: int, canonical, fov_deg: float | None = None,
                     min_frames: int = 30, min_yaw_span_deg: float = 20.0, min_pitch_span_deg: float = 10.0,
-                    reg: float = 0.02, max_frames: int = 240, align_weights=None) -> FaceShapeCalibration:
+                    reg: float = DEFAULT_REG, max_frames: int = 240,
+                    reweight_rounds: int = 1) -> FaceShapeCalibration:
     """Solve the performer's rigid face and the per-frame head poses from a head-turn take.
 
     landmarks: (N, 478 or 468, >=2) MediaPipe-normalized; present: (N,) bool (face found).
@@ -404,6 +417,10 @@ def calibrate_shape(landmarks, present, width: int, height: int, canonical, fov_
     fov_deg: the camera's vertical field of view; None estimates it with the rest.
     reg: strength of the pull toward the (per-axis scaled) canonical face, relative to the data:
     each point's prior weighs ``reg`` times what one frame's observation of it does, per used frame.
+    reweight_rounds: after the first solve, each landmark is weighted by how well it fits
+    (``(median sigma / sigma_j)^2``, at most 1, sigma_j its median residual over the take) and the
+    solve repeated: MediaPipe's contour landmarks slide along the silhouette as the head turns
+    (4-5 px off a rigid point where inner ones are within 1 px), and would otherwise bend the shape.
     Raises :class:`ShapeCalibrationError` for takes that cannot support a solve.
     """
     t_start = time.perf_counter()
@@ -455,20 +472,35 @@ def calibrate_shape(landmarks, present, width: int, height: int, canonical, fov_
     focal = focal_from_fov(height, fov0)
     dist = float(np.median(-trans[:, 2]))
     lam = reg * len(lm) * (focal / max(dist, 1e-3)) ** 2
-    align_w = np.ones(N_POINTS) if align_weights is None else np.asarray(align_weights, dtype=np.float64)
-    ba = _BundleAdjuster(obs, canonical, width, height, focal, fov_deg is None, lam, align_w)
+    ba = _BundleAdjuster(obs, canonical, width, height, focal, fov_deg is None, lam, np.ones(N_POINTS))
     x0 = canonical.copy()
     rot, trans, x0 = ba.regauge(rot, trans, x0)
     rot, trans, x, log_f = ba.run(rot, trans, x0)
+    for _ in range(int(reweight_rounds)):
+        ba.point_w = _point_weights(_point_sigma(ba.residuals(rot, trans, x, log_f)))
+        ba.log_f = log_f
+        rot, trans, x, log_f = ba.run(rot, trans, x)
     rot, trans, x = ba.regauge(rot, trans, x)
     f = math.exp(log_f)
     res = ba.residuals(rot, trans, x, log_f)
+    sigma = _point_sigma(res)
     rms = float(np.sqrt((res * res).sum(-1).mean()))
     yaw, pitch = _yaw_pitch(rot)
     return FaceShapeCalibration(
         shape=x, fov_deg=fov_from_focal(height, f), fov_estimated=fov_deg is None, reprojection_px=rms,
         yaw_range_deg=(float(yaw.min()), float(yaw.max())), pitch_range_deg=(float(pitch.min()), float(pitch.max())),
-        frames_used=len(lm), width=width, height=height, solve_seconds=time.perf_counter() - t_start)
+        frames_used=len(lm), width=width, height=height, solve_seconds=time.perf_counter() - t_start,
+        point_sigma_px=sigma)
+
+
+def _point_sigma(res: np.ndarray) -> np.ndarray:
+    """Per-landmark residual scale (pixels): root of the median squared residual over frames."""
+    return np.sqrt(np.median((res * res).sum(-1), axis=0))
+
+
+def _point_weights(sigma: np.ndarray) -> np.ndarray:
+    ref = float(np.median(sigma))
+    return np.minimum(1.0, (ref / np.maximum(sigma, 1e-6)) ** 2)
 
 
 @functools.lru_cache(maxsize=1)
@@ -509,11 +541,22 @@ def _check_spans(rot, min_yaw, min_pitch):
 
 class ShapePose:
     """Per-frame head pose from a calibrated shape (perspective PnP with the known focal),
-    warm-started from the previous frame; cheap enough for a capture thread."""
+    warm-started from the previous frame; cheap enough for a capture thread.
+
+    Gauss-Newton on the 2D reprojection error of a subset of landmarks (Huber-weighted), at most
+    ``max_iter`` 6x6 solves per frame, no BLAS. ``points``: "fit" (default with a calibration
+    that carries per-landmark residuals): the ``n_fit`` landmarks that fitted the rigid shape best
+    in the calibration take, weighted by that fit; "basis": MediaPipe's 33 Procrustes landmarks;
+    "all"; or an index array. A first frame, or a warm start that went wrong, starts from
+    MediaPipe-style Procrustes (:class:`.geometry.FaceGeometry`) on the shape.
+    """
 
     def __init__(self, calib, width: int | None = None, height: int | None = None,
-                 fov_deg: float | None = None, points="basis", max_iter: int = 6):
+                 fov_deg: float | None = None, points: str | np.ndarray | None = None,
+                 max_iter: int = 6, n_fit: int = 160):
+        sigma = None
         if isinstance(calib, FaceShapeCalibration):
+            sigma = calib.point_sigma_px
             shape = calib.shape
             width = calib.width if width is None else width
             height = calib.height if height is None else height
@@ -530,15 +573,25 @@ class ShapePose:
         self.f = focal_from_fov(self.height, self.fov_deg)
         self.cx, self.cy = self.width / 2.0, self.height / 2.0
         w = _procrustes_weights(self.shape)
+        if points is None:
+            points = "fit" if sigma is not None else "basis"
+        self.point_w = None
         if isinstance(points, str):
-            if points == "basis":
+            if points == "fit":
+                if sigma is None:
+                    raise ValueError("points='fit' needs a calibration with point_sigma_px")
+                self.idx = np.sort(np.argsort(sigma, kind="stable")[:int(n_fit)])
+                self.point_w = _point_weights(sigma)[self.idx]
+            elif points == "basis":
                 self.idx = np.flatnonzero(w > 0)
             elif points == "all":
                 self.idx = np.arange(N_POINTS)
             else:
-                raise ValueError(f"points must be 'basis', 'all' or indices, got {points!r}")
+                raise ValueError(f"points must be 'fit', 'basis', 'all' or indices, got {points!r}")
         else:
             self.idx = np.asarray(points, dtype=np.int64)
+        if self.point_w is None:
+            self.point_w = np.ones(len(self.idx))
         self.sub = self.shape[self.idx]
         self.max_iter = int(max_iter)
         self._geo = FaceGeometry(self.shape, w, self.width, self.height, self.fov_deg)
@@ -593,7 +646,7 @@ class ShapePose:
             # Huber weights at 2.5x the median residual
             k = max(2.5 * math.sqrt(float(np.median(r2))), 0.25)
             nrm = np.sqrt(r2)
-            w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12))
+            w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12)) * self.point_w
             jw = jac * w[:, None, None]
             h = np.einsum("nra,nrb->ab", jw, jac)
             g = np.einsum("na,n->a", jw[:, 0], ru) + np.einsum("na,n->a", jw[:, 1], rv)

@@ -150,6 +150,7 @@ class FACEMESH_PT_performer(_Panel, bpy.types.Panel):
         row.operator("facemesh.calibrate_shape", text="From Live Capture").filepath = ""
         row.operator("facemesh.calibrate_shape", text="From File...", icon="FILEBROWSER").filepath = s.video_path
         shape = _face_shape_info(s.performer_path)
+        box.prop(s, "use_face_shape")
         if shape is None:
             box.label(text="not calibrated: the average face is used")
         else:
