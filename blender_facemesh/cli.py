@@ -276,17 +276,24 @@ def _write_blend(take, out: Path, model_path=None) -> str:
     from .blender.takes import bake_with_scene, describe, list_take
     from .core.model import load_model
 
+    from . import unregister
+
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    if not hasattr(bpy.types.Scene, "facemesh"):  # inside Blender with the add-on on, it already is
+    registered_here = not hasattr(bpy.types.Scene, "facemesh")  # inside Blender with the add-on on, it is
+    if registered_here:
         register()
-    scene = bpy.context.scene
-    match_scene_to_take(scene, take)
-    build_rig(bpy.context, load_model(model_path))
-    done = bake_with_scene(bpy.context, take, scene)
-    take_path = take.save(out.with_suffix(".npz"))
-    list_take(scene, take, take_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    try:
+        scene = bpy.context.scene
+        match_scene_to_take(scene, take)
+        build_rig(bpy.context, load_model(model_path))
+        done = bake_with_scene(bpy.context, take, scene)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        take_path = take.save(out.with_suffix(".npz"))
+        list_take(scene, take, take_path)
+        bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    finally:
+        if registered_here:
+            unregister()  # bpy 4.5 does not exit while add-on classes are still registered
     return f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}"
 
 
@@ -301,7 +308,7 @@ def cmd_blend(args) -> int:
     from .core.landmarker import LandmarkerError
     from .core.model import ModelError, find_model
     from .core.sources import SourceError
-    from .core.take import Take, TakeError
+    from .core.take import TakeError
     from .core.worker import WorkerError
 
     out = Path(args.output).expanduser().resolve()
@@ -313,14 +320,17 @@ def cmd_blend(args) -> int:
     try:
         _apply_performer(args)
         find_model(args.model)
-        take = Take.load(args.input) if args.input.lower().endswith((".npz", ".json")) else _track_file(args.input, args)
+        take = _load_take(args.input) if args.input.lower().endswith((".npz", ".json", ".csv")) else _track_file(args.input, args)
     except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
         return _fail(str(exc))
     except WorkerError as exc:
         return _fail(str(exc), EXIT_FAILED)
     if not len(take) or not take.face_present.any():
         return _fail(f"no face found in {args.input}: nothing to animate")
-    print(_write_blend(take, out, args.model))
+    try:
+        print(_write_blend(take, out, args.model))
+    except (OSError, RuntimeError) as exc:
+        return _fail(f"could not write {out}: {exc}", EXIT_FAILED)
     return 0
 
 
@@ -360,7 +370,10 @@ def cmd_batch(args) -> int:
     except (ModelError, ValueError) as exc:
         return _fail(str(exc))
     out_dir = Path(args.output).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot use {out_dir} as the output folder: {exc.strerror}")
     failed = []
     t0 = time.monotonic()
     for i, video in enumerate(videos, 1):
@@ -375,13 +388,27 @@ def cmd_batch(args) -> int:
             if args.blend:
                 line += "; " + _write_blend(take, out_dir / f"{video.stem}.blend", args.model)
             print(line, flush=True)
-        except (SourceError, TakeError, LandmarkerError, WorkerError, ValueError, OSError) as exc:
+        except (SourceError, TakeError, LandmarkerError, WorkerError, ValueError, OSError, RuntimeError) as exc:
             failed.append((str(video), str(exc)))
             print(f"error: {video}: {exc} (skipped)", file=sys.stderr, flush=True)
     print(f"batch: {len(videos) - len(failed)} of {len(videos)} videos done in {time.monotonic() - t0:.1f} s"
           + (f"; failed: {', '.join(Path(f[0]).name for f in failed)}" if failed else "")
           + (f"; not found: {', '.join(missing)}" if missing else ""))
     return 0 if not failed and not missing else EXIT_FAILED
+
+
+def _load_take(path: str):
+    """A take from .npz / .json, or a Live Link Face .csv."""
+    from .core.take import Take, TakeError
+
+    if path.lower().endswith(".csv"):
+        from .core.livelink import LiveLinkError, read_csv
+
+        try:
+            return read_csv(path)
+        except LiveLinkError as exc:
+            raise TakeError(str(exc)) from exc
+    return Take.load(path)
 
 
 def cmd_calibrate(args) -> int:
@@ -391,7 +418,7 @@ def cmd_calibrate(args) -> int:
     from .core.model import ModelError, load_model
     from .core.performer import ShapeCalibrationError, calibrate_shape
     from .core.sources import SourceError, open_source
-    from .core.take import Take, TakeError
+    from .core.take import TakeError
     from .core.worker import WorkerError, WorkerSettings, track_take
 
     out = Path(args.output)
@@ -401,8 +428,8 @@ def cmd_calibrate(args) -> int:
         return _fail("--fov must be between 1 and 179 degrees")
     try:
         model = load_model(args.model)
-        if args.input.lower().endswith(".npz"):
-            take = Take.load(args.input)
+        if args.input.lower().endswith((".npz", ".json", ".csv")):
+            take = _load_take(args.input)
         else:
             source = open_source(args.input)
             bar = ProgressBar(source.info.frame_count, label=Path(source.info.name).name[:24],
@@ -413,8 +440,11 @@ def cmd_calibrate(args) -> int:
             take = track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
             bar.close()
         track = take.face_track()
+        if not track["present"].any():
+            raise TakeError(f"no face in {args.input}: record the performer turning their head, facing the camera")
         if np.isnan(track["landmarks"][track["present"]]).all():
-            raise TakeError("this take has no landmarks (JSON takes carry pose and scores only): use the video or a .npz take")
+            raise TakeError("this take has no landmarks (JSON and CSV takes carry pose and scores only): "
+                            "use the video or a .npz take")
         t0 = time.monotonic()
         calib = calibrate_shape(track["landmarks"], track["present"], take.width, take.height,
                                 model.canonical_vertices, fov_deg=args.fov)
@@ -473,7 +503,8 @@ def _keep_audio(silent: Path, source: str, out: Path) -> str:
     tmp = out.with_name(out.stem + ".mux.mp4")
     proc = subprocess.run([sys.executable, "-c", _MUX_SCRIPT, str(silent), source, str(tmp)],
                           capture_output=True, text=True)
-    if proc.returncode == 3 or not tmp.is_file():
+    if proc.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
         shutil.move(str(silent), str(out))
         return "the video has no sound" if proc.returncode == 3 else "sound could not be copied"
     os.replace(tmp, out)
@@ -486,7 +517,7 @@ def cmd_overlay(args) -> int:
     from .core.model import ModelError, find_model
     from .core.overlay import overlay_from_video, write_overlay_video
     from .core.sources import SourceError
-    from .core.take import Take, TakeError
+    from .core.take import TakeError
     from .core.worker import WorkerError, WorkerSettings
 
     out = Path(args.output).expanduser()
@@ -500,7 +531,7 @@ def cmd_overlay(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         bar = ProgressBar(None, label=Path(args.input).name[:24], enabled=False if args.quiet else None)
         if args.take:
-            take = Take.load(args.take)
+            take = _load_take(args.take)
             info = write_overlay_video(args.input, take, silent, on_progress=lambda d, t: bar.update(d))
         else:
             find_model(args.model)
@@ -525,10 +556,10 @@ def cmd_report(args) -> int:
     import json
 
     from .core.report import format_report, plot_report, take_report
-    from .core.take import Take, TakeError
+    from .core.take import TakeError
 
     try:
-        take = Take.load(args.take)
+        take = _load_take(args.take)
         d = take_report(take)
         if args.plot:
             plot_report(take, args.plot)

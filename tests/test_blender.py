@@ -543,3 +543,23 @@ def test_calibrate_face_shape_from_a_video(scene, tmp_path):
         bpy.ops.facemesh.calibrate_shape(filepath=str(still))
     scene.facemesh.use_face_shape = False
     scene.facemesh.performer_path = ""
+
+
+def test_review_regressions_are_reported_not_raised(scene, sample_take, tmp_path):
+    """A listed take whose file is gone, an export without a file name, a JSON list as a take."""
+    from blender_facemesh.blender.takes import list_take
+
+    take, _path = sample_take
+    gone = tmp_path / "gone.npz"
+    take.save(gone)
+    list_take(scene, take, gone)
+    gone.unlink()
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.facemesh.take_bake()
+    with pytest.raises(RuntimeError, match="give the .csv file"):
+        bpy.ops.facemesh.export_livelink(filepath="", take=str(_path))
+    weird = tmp_path / "list.json"
+    weird.write_text("[]")
+    with pytest.raises(RuntimeError, match="not a blender_facemesh take"):
+        bpy.ops.facemesh.bake_take(filepath=str(weird))
+    bpy.ops.facemesh.take_delete()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from blender_facemesh.core.calibration import (DEFAULT_HIGH, CalibrationError, PerformerProfile,
-                                               calibrate_neutral, calibrate_range, mean_pose,
+                                               calibrate_neutral, calibrate_range,
                                                neutral_from_take)
 from blender_facemesh.core.channels import ARKIT_INDEX, ARKIT_NAMES
 from blender_facemesh.core.geometry import FaceGeometry, rotation_angle_deg

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent

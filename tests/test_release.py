@@ -74,7 +74,7 @@ def test_zip_has_the_wheels_and_the_model(linux_zip):
     assert {"mediapipe", "opencv_contrib_python", "matplotlib"} <= dists and "numpy" not in dists
     assert not any("opencv_python" in d for d in dists - {"opencv_contrib_python"})  # one cv2 only
     for py in ("cp311", "cp313"):  # Python-specific wheels for Blender 4.5/5.0 and 5.1+
-        assert any(f"matplotlib-" in w and py in w for w in wheels)
+        assert any("matplotlib-" in w and py in w for w in wheels)
 
 
 def test_installed_zip_works_without_mediapipe_installed(linux_zip, sample_clip, tmp_path):

@@ -209,9 +209,8 @@ def stop(save_only: bool = False) -> dict:
         return {}
     state.session = None
     state.shape_request = None
-    if state.shape_job is not None:  # a face-shape solve under way: let it finish and save
-        state.shape_job.wait(120)
-        _finish_shape()
+    if state.shape_job is not None and not bpy.app.timers.is_registered(_watch_shape):
+        bpy.app.timers.register(_watch_shape, first_interval=0.2)  # it finishes and saves on its own
     try:
         if bpy.app.timers.is_registered(tick):
             bpy.app.timers.unregister(tick)
@@ -290,10 +289,22 @@ def _start_shape_solve(session, stretch) -> None:
     state.message = f"solving the face shape from {len(stretch)} frames..."
 
 
+def _watch_shape() -> float | None:
+    """Timer: a face-shape solve that outlived its capture still gets saved when it ends."""
+    if state.shape_job is None:
+        return None
+    if not state.shape_job.done:
+        return 0.2
+    _finish_shape()
+    return None
+
+
 def _finish_shape() -> None:
     from .takes import store_face_shape
 
     job, state.shape_job = state.shape_job, None
+    if job is None or not job.done:
+        return
     scene = _scene()
     if job.error is not None:
         state.message = f"face shape not changed: {job.error}"
@@ -338,6 +349,9 @@ def unregister() -> None:
     try:
         stop_all()
         stop(save_only=True)
+        if bpy.app.timers.is_registered(_watch_shape):
+            bpy.app.timers.unregister(_watch_shape)
+        state.shape_job = None  # a daemon thread; its result is dropped with the add-on
     finally:
         if on_load_pre in bpy.app.handlers.load_pre:
             bpy.app.handlers.load_pre.remove(on_load_pre)

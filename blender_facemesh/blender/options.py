@@ -92,11 +92,13 @@ def profile(scene):
 def face_shape(scene):
     """The performer's calibrated 3D face when asked for (Head Pose from Face Shape) and the
     performer file has one."""
-    if not scene.facemesh.use_face_shape:
+    s = scene.facemesh
+    if not s.use_face_shape or not s.performer_path:
         return None
+    from ..core.calibration import PerformerProfile
+
     try:
-        prof = profile(scene)
-        return prof.face_shape if prof is not None else None
+        return PerformerProfile.load(Path(bpy.path.abspath(s.performer_path))).face_shape
     except ValueError:
         return None  # a broken performer file is reported where it is applied (bake)
 

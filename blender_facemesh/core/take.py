@@ -174,7 +174,8 @@ class Take:
                 take.arrays = {k: z[k] for k in _ARRAYS}
         except TakeError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, EOFError,
+                AttributeError) as exc:
             raise TakeError(f"{path.name} is not a readable take ({type(exc).__name__}: {exc})") from exc
         n = len(take.t)
         if take.face_ids.shape[0] != n or any(a.shape[0] != n for a in take.arrays.values()):
@@ -183,6 +184,8 @@ class Take:
 
     @classmethod
     def _from_header(cls, h: dict) -> "Take":
+        if not isinstance(h, dict):
+            raise TakeError("not a blender_facemesh take (no header object)")
         if h.get("format") != FORMAT:
             raise TakeError(f"not a blender_facemesh take (format {h.get('format')!r})")
         if int(h.get("version", 0)) > VERSION:

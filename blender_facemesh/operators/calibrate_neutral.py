@@ -31,6 +31,10 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
             if self.mode != "NEUTRAL" or not live.running():
                 self.report({"ERROR"}, "start a live capture first, or pick a take or video to calibrate from")
                 return {"CANCELLED"}
+            if live.state.session.collecting or live.state.shape_job is not None:
+                self.report({"ERROR"}, "a calibration is already under way: wait for it to finish")
+                return {"CANCELLED"}
+            live.state.shape_request = None
             live.state.session.collect(seconds)
             self.report({"INFO"}, f"hold a relaxed face, looking at the camera, for {seconds:.1f} s")
             return {"FINISHED"}

@@ -10,10 +10,19 @@ def _solve_from_file(path, canonical, fov, settings):
     from ..core.take import Take
     from ..core.worker import track_take
 
-    take = Take.load(path) if path.lower().endswith(".npz") else track_take(open_source(path), settings)
+    if path.lower().endswith(".csv"):
+        from ..core.livelink import read_csv
+
+        take = read_csv(path)
+    elif path.lower().endswith((".npz", ".json")):
+        take = Take.load(path)
+    else:
+        take = track_take(open_source(path), settings)
     track = take.face_track()
+    if not track["present"].any():
+        raise ShapeCalibrationError("no face in it: record the performer turning their head, facing the camera")
     if np.isnan(track["landmarks"][track["present"]]).all():
-        raise ShapeCalibrationError("this take has no landmarks (JSON takes carry pose and scores only): "
+        raise ShapeCalibrationError("this take has no landmarks (JSON and CSV takes carry pose and scores only): "
                                     "use the video or a .npz take")
     return calibrate_shape(track["landmarks"], track["present"], take.width, take.height, canonical, fov_deg=fov)
 
@@ -48,6 +57,9 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
         if not self.filepath:
             if not live.running():
                 self.report({"ERROR"}, "start a live capture first, or pick a video or take of the head turns")
+                return False
+            if live.state.session.collecting or live.state.shape_job is not None:
+                self.report({"ERROR"}, "a calibration is already under way: wait for it to finish")
                 return False
             live.collect_face_shape(self.seconds, canonical, fov)
             self.report({"INFO"}, f"turn your head slowly left and right, then up and down, for {self.seconds:.0f} s, "
@@ -103,6 +115,14 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
         self._timer = wm.event_timer_add(0.2, window=context.window)
         context.workspace.status_text_set("FaceMesh: solving the performer's face shape...")
         return {"RUNNING_MODAL"}
+
+    def cancel(self, context):
+        """Blender ended the operator (file loaded, window closed): drop the timer and status."""
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
 
     def modal(self, context, event):
         if event.type != "TIMER" or not self._job.done:

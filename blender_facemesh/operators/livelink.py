@@ -72,9 +72,15 @@ class FACEMESH_OT_export_livelink(bpy.types.Operator):
         if not src:
             self.report({"ERROR"}, "no take to export: record, process or import one first")
             return {"CANCELLED"}
+        import os
+
+        dest = bpy.path.abspath(self.filepath)
+        if not self.filepath or os.path.isdir(dest):
+            self.report({"ERROR"}, "give the .csv file to write")
+            return {"CANCELLED"}
         try:
             take = Take.load(bpy.path.abspath(src))
-            path = write_csv(take, bpy.path.abspath(self.filepath))
+            path = write_csv(take, dest)
         except (TakeError, LiveLinkError) as exc:
             self.report({"ERROR"}, f"cannot export: {exc}")
             return {"CANCELLED"}

@@ -81,7 +81,6 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
 
     def _start(self, context):
         from ..core.sources import SourceError
-        from ..core.worker import WorkerError  # noqa: F401  (raised later by step)
 
         path = bpy.path.abspath(self.filepath or context.scene.facemesh.video_path)
         if not path:
@@ -154,10 +153,18 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
 
             fov = take.meta.get("fov_deg") or 63.0
             face = options.targets(scene)[0]
-            prof = options.profile(scene)
+            try:
+                prof = options.profile(scene)
+            except ValueError:
+                prof = None
             rest = prof.head_rest if prof is not None and prof.head_rest is not None else take.meta.get("head_rest")
             add_reference_camera(scene, video, take, fov, face if is_capture_face(face) else None, rest)
             text += "; reference camera added"
+            scene_fps = scene.render.fps / scene.render.fps_base
+            if abs(scene_fps - take.fps) > 1e-3:
+                # a movie clip plays one frame per scene frame: it only stays in step at its own rate
+                text += (f" (the video is {take.fps:g} fps and the scene {scene_fps:g} fps, so the background "
+                         "drifts: turn on Match Scene)")
         self.report({"INFO"}, text)
         return {"FINISHED"}
 

@@ -22,7 +22,11 @@ class FACEMESH_OT_take_bake(bpy.types.Operator):
         if item is None:
             self.report({"ERROR"}, "no take selected: record or process one first")
             return {"CANCELLED"}
-        return bpy.ops.facemesh.bake_take(filepath=item.filepath)
+        try:
+            return bpy.ops.facemesh.bake_take(filepath=item.filepath)
+        except RuntimeError as exc:  # bake_take reported the error; say it here instead of a traceback
+            self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
+            return {"CANCELLED"}
 
 
 class FACEMESH_OT_take_delete(bpy.types.Operator):
