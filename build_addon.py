@@ -16,7 +16,6 @@ Blender's own extension tool (the bl_pkg CLI inside the bpy module).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from blender_facemesh.core.model import (MODEL_FILENAME, ModelError, find_model,  # noqa: E402
+                                         user_cache_dir, verify_model)
+from blender_facemesh.core.model import sha256_of as sha256  # noqa: E402  (the model's own check)
 PACKAGE = ROOT / "blender_facemesh"
 LOCK = ROOT / "wheels.lock.json"
 
@@ -54,17 +57,7 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def default_cache() -> Path:
-    from blender_facemesh.core.model import user_cache_dir
-
     return user_cache_dir() / "wheels"
 
 
@@ -224,16 +217,12 @@ def _manifest(platform: str | None, wheels: list[Path]) -> str:
 def _stage(dest: Path, platform: str | None, wheels: list[Path], with_model: bool) -> None:
     shutil.copytree(PACKAGE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.task", "*.part"))
     if with_model:
-        from blender_facemesh.core.model import MODEL_FILENAME, ModelError, find_model
-
         try:
             model = find_model()
         except ModelError as exc:
             raise BuildError(f"the model is needed in the zip: {exc}") from exc
         (dest / "models").mkdir(exist_ok=True)
         shutil.copy2(model, dest / "models" / MODEL_FILENAME)
-        from blender_facemesh.core.model import verify_model
-
         verify_model(dest / "models" / MODEL_FILENAME)  # the copy, not just the source
     if wheels:
         (dest / "wheels").mkdir()

@@ -149,6 +149,16 @@ def _apply_performer(args) -> None:
         raise ValueError("--fov must be between 1 and 179 degrees")
 
 
+def _worker_settings(args, filters=None):
+    """The tracking options every tracking command shares (after _apply_performer)."""
+    from .core.landmarker import LandmarkerSettings
+    from .core.worker import WorkerSettings
+
+    return WorkerSettings(
+        landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces, delegate=args.delegate),
+        filters=filters or _filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
+
+
 def _filter_settings(args):
     from .core.filters import FilterSettings
 
@@ -165,11 +175,11 @@ def _filter_settings(args):
 
 
 def cmd_track(args) -> int:
-    from .core.landmarker import LandmarkerError, LandmarkerSettings
+    from .core.landmarker import LandmarkerError
     from .core.model import ModelError
     from .core.sources import SourceError, open_source
-    from .core.take import Take, TakeError
-    from .core.worker import CaptureWorker, WorkerError, WorkerSettings
+    from .core.take import TakeError
+    from .core.worker import CaptureWorker, WorkerError, new_take
 
     out = Path(args.output)
     if out.suffix.lower() not in (".json", ".npz"):
@@ -194,13 +204,9 @@ def cmd_track(args) -> int:
                              height=args.height, camera_fps=args.camera_fps, backend=args.backend)
     except SourceError as exc:
         return _fail(str(exc))
-    settings = WorkerSettings(
-        landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces,
-                                      delegate=args.delegate),
-        filters=filters, fov_deg=args.fov, face_shape=args.face_shape)
+    settings = _worker_settings(args, filters)
     info = source.info
-    take = Take(info.fps, info.width, info.height, source=info.as_dict(),
-                meta={"fov_deg": args.fov, "filters": filters.as_dict(), "num_faces": args.num_faces})
+    take = new_take(info, settings, num_faces=args.num_faces)
     bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
     worker = CaptureWorker(source, settings).start()
     t_start = time.monotonic()
@@ -243,9 +249,8 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".m
 
 def _track_file(spec: str, args, label: str = ""):
     """A video (or image sequence) into a take, with a progress bar. Raises the core's errors."""
-    from .core.landmarker import LandmarkerSettings
     from .core.sources import SourceError, open_source
-    from .core.worker import WorkerSettings, track_take
+    from .core.worker import track_take
 
     if spec == "sample":
         from .core.synthetic import sample_clip_path
@@ -255,8 +260,7 @@ def _track_file(spec: str, args, label: str = ""):
     if source.live:
         source.close()
         raise SourceError("a camera cannot be processed here; record it with `track` first")
-    settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
-                              filters=_filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
+    settings = _worker_settings(args)
     bar = ProgressBar(source.info.frame_count, label=label or Path(source.info.name).name[:24],
                       enabled=False if args.quiet else None)
     try:
@@ -513,12 +517,12 @@ def _keep_audio(silent: Path, source: str, out: Path) -> str:
 
 
 def cmd_overlay(args) -> int:
-    from .core.landmarker import LandmarkerError, LandmarkerSettings
+    from .core.landmarker import LandmarkerError
     from .core.model import ModelError, find_model
     from .core.overlay import overlay_from_video, write_overlay_video
     from .core.sources import SourceError
     from .core.take import TakeError
-    from .core.worker import WorkerError, WorkerSettings
+    from .core.worker import WorkerError
 
     out = Path(args.output).expanduser()
     if out.suffix.lower() != ".mp4":
@@ -535,9 +539,7 @@ def cmd_overlay(args) -> int:
             info = write_overlay_video(args.input, take, silent, on_progress=lambda d, t: bar.update(d))
         else:
             find_model(args.model)
-            settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
-                                      filters=_filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
-            info = overlay_from_video(args.input, silent, settings,
+            info = overlay_from_video(args.input, silent, _worker_settings(args),
                                       on_progress=lambda d, t, stage: bar.update(d, stage))
         bar.close()
     except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:

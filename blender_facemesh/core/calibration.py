@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .channels import ARKIT_INDEX, ARKIT_NAMES
+from .files import write_text_atomic
 from .geometry import matrix_to_quaternion, quaternion_to_matrix, rotation_angle_deg, rotation_part
 
 FORMAT = "blender_facemesh.performer"
@@ -139,12 +140,7 @@ class PerformerProfile:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write JSON atomically (a crash leaves the old file, never half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PerformerProfile":

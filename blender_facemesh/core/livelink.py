@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from .channels import ARKIT_INDEX, ARKIT_NAMES
+from .files import write_text_atomic
 from .geometry import rotation_part
 from .take import _ARRAYS, Take
 
@@ -306,8 +306,4 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
     for s, v in zip(seconds, values):
         lines.append(f"{format_timecode(s, fps, drop_frame)},{BLENDSHAPE_COUNT},"
                      + ",".join(f"{x:.10f}" for x in v))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, "\n".join(lines) + "\n")

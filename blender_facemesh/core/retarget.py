@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .channels import ARKIT_INDEX, ARKIT_NAMES
+from .files import write_text_atomic
 
 FORMAT = "blender_facemesh.mapping"
 VERSION = 1
@@ -308,11 +309,7 @@ class Mapping:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write JSON atomically (a crash mid-write leaves the old file)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n", mkdir=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Mapping":

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .channels import ARKIT_NAMES
+from .files import atomic_target
 
 FORMAT = "blender_facemesh.take"
 VERSION = 1
@@ -129,16 +130,14 @@ class Take:
         if ext not in (".npz", ".json"):
             raise TakeError(f"cannot save a take as {path.name}: use a .npz or .json file name")
         self._flush()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        if ext == ".npz":
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, header=np.array(json.dumps(self.header())), t=self.t,
-                                    frame_index=self.frame_index, face_ids=self.face_ids,
-                                    **self.arrays)
-        else:
-            tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            if ext == ".npz":
+                with open(tmp, "wb") as f:
+                    np.savez_compressed(f, header=np.array(json.dumps(self.header())), t=self.t,
+                                        frame_index=self.frame_index, face_ids=self.face_ids,
+                                        **self.arrays)
+            else:
+                tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
         return path
 
     def to_json(self) -> dict:

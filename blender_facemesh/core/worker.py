@@ -421,15 +421,20 @@ def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
 
 
+def new_take(info, settings: WorkerSettings, source_extra: dict | None = None, **meta):
+    """An empty Take for a source's frames, noting how they are tracked (fov, smoothing)."""
+    from .take import Take
+
+    return Take(info.fps, info.width, info.height, source={**info.as_dict(), **(source_extra or {})},
+                meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict(), **meta})
+
+
 def track_take(source, settings: WorkerSettings | None = None, on_progress=None,
                meta: dict | None = None):
     """A whole (file) source into a Take, blocking; ``on_progress(done, total)`` every 10 frames."""
-    from .take import Take
-
     settings = settings or WorkerSettings()
     info = source.info
-    take = Take(info.fps, info.width, info.height, source=info.as_dict(),
-                meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict(), **(meta or {})})
+    take = new_take(info, settings, **(meta or {}))
     for i, s in enumerate(CaptureWorker(source, settings).start(), 1):
         take.append(s)
         if on_progress is not None and i % 10 == 0:

@@ -15,15 +15,13 @@ class _Job:
     def __init__(self, context, path, start, end):
         from ..blender import options
         from ..core.sources import FrameRange, VideoFileSource
-        from ..core.take import Take
-        from ..core.worker import CaptureWorker
+        from ..core.worker import CaptureWorker, new_take
 
         source = FrameRange(VideoFileSource(path), start, end)
         settings = options.worker_settings(context)
         info = source.info
         self.total = info.frame_count or 0
-        self.take = Take(info.fps, info.width, info.height, source={**info.as_dict(), "start_frame": start},
-                         meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict()})
+        self.take = new_take(info, settings, source_extra={"start_frame": start})
         self.worker = CaptureWorker(source, settings).start()
         _running_jobs.add(self)
 
