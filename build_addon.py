@@ -27,9 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from blender_facemesh.core.model import (MODEL_FILENAME, ModelError, find_model,  # noqa: E402
+from blender_facemesh.core.capture.model import (MODEL_FILENAME, ModelError, find_model,  # noqa: E402
                                          user_cache_dir, verify_model)
-from blender_facemesh.core.model import sha256_of as sha256  # noqa: E402  (the model's own check)
+from blender_facemesh.core.capture.model import sha256_of as sha256  # noqa: E402  (the model's own check)
 PACKAGE = ROOT / "blender_facemesh"
 LOCK = ROOT / "wheels.lock.json"
 

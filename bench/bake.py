@@ -22,7 +22,7 @@ def main() -> None:
     from blender_facemesh.blender.keyframes import ensure_channelbag, write_curve
     from blender_facemesh.blender.rig import build_rig
     from blender_facemesh.core.channels import ARKIT_NAMES
-    from blender_facemesh.core.model import load_model
+    from blender_facemesh.core.capture.model import load_model
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     _rig, face = build_rig(bpy.context, load_model())

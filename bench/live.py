@@ -53,8 +53,8 @@ def main() -> None:
 
     import blender_facemesh
     from blender_facemesh.blender import live, options
-    from blender_facemesh.core.sources import SimulatedLiveSource
-    from blender_facemesh.core.synthetic import head_turn_sequence, write_clip
+    from blender_facemesh.core.capture.sources import SimulatedLiveSource
+    from blender_facemesh.core.testing.synthetic import head_turn_sequence, write_clip
 
     tmp = tempfile.TemporaryDirectory(prefix="facemesh_bench_live_")
     n = max(2, int(round(args.seconds * 30)))

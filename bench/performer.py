@@ -38,8 +38,8 @@ def test_sequence(n: int = 90) -> np.ndarray:
 
 
 def track(path: Path):
-    from blender_facemesh.core.landmarker import Landmarker
-    from blender_facemesh.core.sources import VideoFileSource
+    from blender_facemesh.core.capture.landmarker import Landmarker
+    from blender_facemesh.core.capture.sources import VideoFileSource
 
     lms, mps, present = [], [], []
     with VideoFileSource(path) as src, Landmarker() as lm:
@@ -56,10 +56,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fov", type=float, default=50.0, help="the rendering camera's vertical fov (deg)")
     args = ap.parse_args()
-    from blender_facemesh.core.geometry import rotation_angle_deg, rotation_part
-    from blender_facemesh.core.model import load_model
-    from blender_facemesh.core.performer import ShapePose, calibrate_shape
-    from blender_facemesh.core.synthetic import head_turn_sequence, write_clip
+    from blender_facemesh.core.rotations import rotation_angle_deg, rotation_part
+    from blender_facemesh.core.capture.model import load_model
+    from blender_facemesh.core.faceshape.pose import ShapePose
+    from blender_facemesh.core.faceshape.solver import calibrate_shape
+    from blender_facemesh.core.testing.synthetic import head_turn_sequence, write_clip
 
     canonical = load_model().canonical_vertices
     print(f"fov {args.fov:g} deg, {SIZE[0]}x{SIZE[1]}, cores: {os.cpu_count()}")

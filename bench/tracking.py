@@ -50,9 +50,9 @@ def plain_loop(path: str, model_path: str) -> tuple[float, int]:
 
 
 def ours(path: str, collect: list | None = None) -> tuple[float, int]:
-    from blender_facemesh.core.landmarker import LandmarkerSettings
-    from blender_facemesh.core.sources import VideoFileSource
-    from blender_facemesh.core.worker import CaptureWorker, WorkerSettings
+    from blender_facemesh.core.capture.landmarker import LandmarkerSettings
+    from blender_facemesh.core.capture.sources import VideoFileSource
+    from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerSettings
 
     worker = CaptureWorker(VideoFileSource(path), WorkerSettings(landmarker=LandmarkerSettings(delegate="CPU")))
     worker.start()
@@ -67,8 +67,8 @@ def ours(path: str, collect: list | None = None) -> tuple[float, int]:
 
 
 def geometry_time(landmarks: list[np.ndarray], size: tuple[int, int]) -> float:
-    from blender_facemesh.core.geometry import FaceGeometry
-    from blender_facemesh.core.model import load_model
+    from blender_facemesh.core.solve.geometry import FaceGeometry
+    from blender_facemesh.core.capture.model import load_model
 
     m = load_model()
     geo = FaceGeometry(m.canonical_vertices, m.procrustes_weights, *size)
@@ -84,7 +84,7 @@ class HungSource:
     """A source whose read never returns after the first frames, like a hung camera driver."""
 
     def __new__(cls, path):
-        from blender_facemesh.core.sources import FrameSource, SourceInfo, VideoFileSource
+        from blender_facemesh.core.capture.sources import FrameSource, SourceInfo, VideoFileSource
 
         class _Hung(FrameSource):
             def __init__(self):
@@ -106,8 +106,8 @@ class HungSource:
 
 
 def stop_latency(path: str, repeat: int = 5) -> tuple[list[float], list[float]]:
-    from blender_facemesh.core.sources import SimulatedLiveSource
-    from blender_facemesh.core.worker import CaptureWorker, WorkerSettings
+    from blender_facemesh.core.capture.sources import SimulatedLiveSource
+    from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerSettings
 
     live, hung = [], []
     for _ in range(repeat):
@@ -131,8 +131,8 @@ def main() -> None:
     ap.add_argument("video", nargs="?", help="clip to track (default: built-in sample clip)")
     ap.add_argument("--repeat", type=int, default=3, help="alternating runs of each loop")
     args = ap.parse_args()
-    from blender_facemesh.core.model import load_model
-    from blender_facemesh.core.synthetic import sample_clip_path
+    from blender_facemesh.core.capture.model import load_model
+    from blender_facemesh.core.testing.synthetic import sample_clip_path
 
     path = args.video or str(sample_clip_path())
     model_path = str(load_model().path)

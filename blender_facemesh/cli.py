@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from .core.camera import DEFAULT_FOV_DEG
+from .core.errors import FacemeshError, OutputError, SettingsError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -61,7 +62,8 @@ def _add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
     p.add_argument("--num-faces", type=int, default=1)
     p.add_argument("--fov", type=float, default=None,
-                   help="camera's vertical field of view, degrees (default: the performer's calibration, else 63)")
+                   help="camera's vertical field of view, degrees (default: the performer's calibration, "
+                        f"else {DEFAULT_FOV_DEG:g})")
     p.add_argument("--performer", help="performer profile (.json, from `calibrate`): head pose from their own face")
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence")
     p.add_argument("--no-filter", action="store_true", help="switch smoothing off")
@@ -132,27 +134,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _apply_performer(args) -> None:
-    """Resolve --performer and --fov into args.face_shape and args.fov (raises ValueError)."""
-    from .core.calibration import PerformerProfile
+    """Resolve --performer and --fov into args.face_shape and args.fov."""
+    from .core import faceshape
+    from .core.solve.calibration import PerformerProfile
 
     args.face_shape = None
     if getattr(args, "performer", None):
-        shape = PerformerProfile.load(args.performer).face_shape
+        shape = faceshape.of_profile(PerformerProfile.load(args.performer))
         if shape is None:
-            raise ValueError(f"{args.performer} has no face shape: run `python -m blender_facemesh calibrate` first")
+            raise SettingsError(f"{args.performer} has no face shape: run `python -m blender_facemesh calibrate` first")
         args.face_shape = shape
         if args.fov is None:
             args.fov = shape.fov_deg
     if args.fov is None:
-        args.fov = 63.0
-    if not 1 < args.fov < 179:
-        raise ValueError("--fov must be between 1 and 179 degrees")
+        args.fov = DEFAULT_FOV_DEG
+    _check_fov(args.fov)
+
+
+def _check_fov(fov) -> None:
+    if fov is not None and not 1 < fov < 179:
+        raise SettingsError("--fov must be between 1 and 179 degrees")
 
 
 def _worker_settings(args, filters=None):
     """The tracking options every tracking command shares (after _apply_performer)."""
-    from .core.landmarker import LandmarkerSettings
-    from .core.worker import WorkerSettings
+    from .core.capture.landmarker import LandmarkerSettings
+    from .core.tracking.worker import WorkerSettings
 
     return WorkerSettings(
         landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces, delegate=args.delegate),
@@ -160,7 +167,7 @@ def _worker_settings(args, filters=None):
 
 
 def _filter_settings(args):
-    from .core.filters import FilterSettings
+    from .core.solve.filters import FilterSettings
 
     if args.no_filter:
         return FilterSettings.off()
@@ -174,36 +181,40 @@ def _filter_settings(args):
     return fs
 
 
+def _input_path(spec: str) -> str:
+    """``sample`` is the built-in clip (made, once, from scikit-image's astronaut photo)."""
+    if spec != "sample":
+        return spec
+    from .core.testing.synthetic import sample_clip_path
+
+    return str(sample_clip_path())
+
+
+def _is_take_file(path: str) -> bool:
+    return path.lower().endswith((".npz", ".json", ".csv"))
+
+
+def _writing(out, fn, *args, **kwargs):
+    """``fn(*args)``, with a failure to write ``out`` turned into the one-line error (exit 1)."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as exc:
+        raise OutputError(f"could not write {out}: {exc.strerror or exc}") from exc
+
+
 def cmd_track(args) -> int:
-    from .core.landmarker import LandmarkerError
-    from .core.model import ModelError
-    from .core.sources import SourceError, open_source
-    from .core.take import TakeError
-    from .core.worker import CaptureWorker, WorkerError, new_take
+    from .core.capture.sources import open_source
+    from .core.tracking.worker import CaptureWorker, WorkerError, new_take
 
     out = Path(args.output)
     if out.suffix.lower() not in (".json", ".npz"):
         return _fail(f"output {out} must end in .json or .npz")
     if not 1 <= args.num_faces <= 8:
         return _fail("--num-faces must be between 1 and 8")
-    try:
-        _apply_performer(args)
-    except ValueError as exc:
-        return _fail(str(exc))
-    try:
-        filters = _filter_settings(args)
-    except ValueError as exc:
-        return _fail(str(exc))
-    spec = args.input
-    if spec == "sample":
-        from .core.synthetic import sample_clip_path
-
-        spec = str(sample_clip_path())
-    try:
-        source = open_source(spec, fps=args.fps, simulate_live=args.simulate_live, width=args.width,
-                             height=args.height, camera_fps=args.camera_fps, backend=args.backend)
-    except SourceError as exc:
-        return _fail(str(exc))
+    _apply_performer(args)
+    filters = _filter_settings(args)
+    source = open_source(_input_path(args.input), fps=args.fps, simulate_live=args.simulate_live, width=args.width,
+                         height=args.height, camera_fps=args.camera_fps, backend=args.backend)
     settings = _worker_settings(args, filters)
     info = source.info
     take = new_take(info, settings, num_faces=args.num_faces)
@@ -218,15 +229,13 @@ def cmd_track(args) -> int:
                 break
     except KeyboardInterrupt:
         print("\ninterrupted: saving what was tracked so far", file=sys.stderr)
-    except WorkerError as exc:
-        cause = exc.__cause__
+    except WorkerError:
         worker.stop()
         bar.close()
         if len(take):
             take.save(out)
             print(f"partial take of {len(take)} frames saved to {out}", file=sys.stderr)
-        known = (ModelError, SourceError, LandmarkerError)
-        return _fail(str(exc), EXIT_BAD_INPUT if isinstance(cause, known) else EXIT_FAILED)
+        raise
     finally:
         worker.stop()
     bar.close()
@@ -236,7 +245,7 @@ def cmd_track(args) -> int:
         return _fail(f"no frames could be read from {args.input}")
     try:
         take.save(out)
-    except (OSError, TakeError) as exc:
+    except (OSError, FacemeshError) as exc:
         return _fail(f"could not write {out}: {exc}", EXIT_FAILED)
     n_face = int(take.face_present.sum())
     print(f"wrote {out}: {len(take)} frames, face in {n_face}, {worker.frames_dropped} dropped, "
@@ -247,58 +256,21 @@ def cmd_track(args) -> int:
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 
 
-def _track_file(spec: str, args, label: str = ""):
+def _track_file(spec: str, args, label: str = "", settings=None):
     """A video (or image sequence) into a take, with a progress bar. Raises the core's errors."""
-    from .core.sources import SourceError, open_source
-    from .core.worker import track_take
+    from .core.capture.sources import SourceError, open_source
+    from .core.tracking.worker import track_take
 
-    if spec == "sample":
-        from .core.synthetic import sample_clip_path
-
-        spec = str(sample_clip_path())
-    source = open_source(spec, fps=args.fps)
+    source = open_source(_input_path(spec), fps=getattr(args, "fps", None))
     if source.live:
         source.close()
         raise SourceError("a camera cannot be processed here; record it with `track` first")
-    settings = _worker_settings(args)
     bar = ProgressBar(source.info.frame_count, label=label or Path(source.info.name).name[:24],
                       enabled=False if args.quiet else None)
     try:
-        return track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
+        return track_take(source, settings or _worker_settings(args), on_progress=lambda n, _t: bar.update(n))
     finally:
         bar.close()
-
-
-def _write_blend(take, out: Path, model_path=None) -> str:
-    """A fresh scene with the capture rig and the take baked, saved as ``out`` (the take as
-    .npz beside it). Returns the summary line."""
-    import bpy
-
-    from . import register
-    from .blender.rig import build_rig
-    from .blender.sync import match_scene_to_take
-    from .blender.takes import bake_with_scene, describe, list_take
-    from .core.model import load_model
-
-    from . import unregister
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    registered_here = not hasattr(bpy.types.Scene, "facemesh")  # inside Blender with the add-on on, it is
-    if registered_here:
-        register()
-    try:
-        scene = bpy.context.scene
-        match_scene_to_take(scene, take)
-        build_rig(bpy.context, load_model(model_path))
-        done = bake_with_scene(bpy.context, take, scene)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        take_path = take.save(out.with_suffix(".npz"))
-        list_take(scene, take, take_path)
-        bpy.ops.wm.save_as_mainfile(filepath=str(out))
-    finally:
-        if registered_here:
-            unregister()  # bpy 4.5 does not exit while add-on classes are still registered
-    return f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}"
 
 
 def _have_bpy() -> bool:
@@ -307,34 +279,42 @@ def _have_bpy() -> bool:
     return importlib.util.find_spec("bpy") is not None
 
 
+def _write_blend(take, out: Path, model_path=None) -> str:
+    """The capture rig with ``take`` baked, saved as ``out`` (bpy); the add-on registered for it."""
+    from . import register, unregister
+    from .blender.blendfile import new_file, write_blend
+
+    try:
+        registered_here = new_file()
+        if registered_here:
+            register()
+        try:
+            return write_blend(take, out, model_path)
+        finally:
+            if registered_here:
+                unregister()  # bpy 4.5 does not exit while add-on classes are still registered
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"could not write {out}: {exc}") from exc
+
+
+_NO_BPY = "pip install bpy==5.0.1 (Python 3.11), or run this inside Blender"
+
+
 def cmd_blend(args) -> int:
     """Everything the add-on does for a video, headless: track, build the rig, bake, save."""
-    from .core.landmarker import LandmarkerError
-    from .core.model import ModelError, find_model
-    from .core.sources import SourceError
-    from .core.take import TakeError
-    from .core.worker import WorkerError
+    from .core.capture.model import find_model
 
     out = Path(args.output).expanduser().resolve()
     if out.suffix.lower() != ".blend":
         return _fail(f"output {out.name} must end in .blend")
     if not _have_bpy():
-        return _fail("the bpy module is not installed: pip install bpy==5.0.1 (Python 3.11), "
-                     "or run this inside Blender")
-    try:
-        _apply_performer(args)
-        find_model(args.model)
-        take = _load_take(args.input) if args.input.lower().endswith((".npz", ".json", ".csv")) else _track_file(args.input, args)
-    except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
-        return _fail(str(exc))
-    except WorkerError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return _fail(f"the bpy module is not installed: {_NO_BPY}")
+    _apply_performer(args)
+    find_model(args.model)
+    take = _load_take(args.input) if _is_take_file(args.input) else _track_file(args.input, args)
     if not len(take) or not take.face_present.any():
         return _fail(f"no face found in {args.input}: nothing to animate")
-    try:
-        print(_write_blend(take, out, args.model))
-    except (OSError, RuntimeError) as exc:
-        return _fail(f"could not write {out}: {exc}", EXIT_FAILED)
+    print(_write_blend(take, out, args.model))
     return 0
 
 
@@ -354,11 +334,8 @@ def _batch_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
 
 def cmd_batch(args) -> int:
     """Many videos into takes (and .blend files); a bad file is reported and skipped."""
-    from .core.landmarker import LandmarkerError
-    from .core.model import ModelError, find_model
-    from .core.sources import SourceError
-    from .core.take import TakeError
-    from .core.worker import WorkerError
+    from .core.capture.model import find_model
+    from .core.capture.sources import SourceError
 
     videos, missing = _batch_inputs(args.inputs)
     for m in missing:
@@ -367,12 +344,9 @@ def cmd_batch(args) -> int:
         return _fail("no videos to process: give video files or folders holding them "
                      f"({', '.join(VIDEO_EXTENSIONS)})")
     if args.blend and not _have_bpy():
-        return _fail("--blend needs the bpy module: pip install bpy==5.0.1 (Python 3.11), or run inside Blender")
-    try:
-        _apply_performer(args)
-        find_model(args.model)
-    except (ModelError, ValueError) as exc:
-        return _fail(str(exc))
+        return _fail(f"--blend needs the bpy module: {_NO_BPY}")
+    _apply_performer(args)
+    find_model(args.model)
     out_dir = Path(args.output).expanduser()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -392,7 +366,7 @@ def cmd_batch(args) -> int:
             if args.blend:
                 line += "; " + _write_blend(take, out_dir / f"{video.stem}.blend", args.model)
             print(line, flush=True)
-        except (SourceError, TakeError, LandmarkerError, WorkerError, ValueError, OSError, RuntimeError) as exc:
+        except (FacemeshError, OSError) as exc:
             failed.append((str(video), str(exc)))
             print(f"error: {video}: {exc} (skipped)", file=sys.stderr, flush=True)
     print(f"batch: {len(videos) - len(failed)} of {len(videos)} videos done in {time.monotonic() - t0:.1f} s"
@@ -406,7 +380,7 @@ def _load_take(path: str):
     from .core.take import Take, TakeError
 
     if path.lower().endswith(".csv"):
-        from .core.livelink import LiveLinkError, read_csv
+        from .core.formats.livelink import LiveLinkError, read_csv
 
         try:
             return read_csv(path)
@@ -416,49 +390,30 @@ def _load_take(path: str):
 
 
 def cmd_calibrate(args) -> int:
-    from .core.calibration import CalibrationError, PerformerProfile
-    from .core.filters import FilterSettings
-    from .core.landmarker import LandmarkerError, LandmarkerSettings
-    from .core.model import ModelError, load_model
-    from .core.performer import ShapeCalibrationError, calibrate_shape
-    from .core.sources import SourceError, open_source
-    from .core.take import TakeError
-    from .core.worker import WorkerError, WorkerSettings, track_take
+    from .core import faceshape
+    from .core.capture.landmarker import LandmarkerSettings
+    from .core.capture.model import load_model
+    from .core.solve.calibration import PerformerProfile
+    from .core.solve.filters import FilterSettings
+    from .core.tracking.worker import WorkerSettings
 
     out = Path(args.output)
     if out.suffix.lower() != ".json":
         return _fail(f"output {out.name} must end in .json")
-    if args.fov is not None and not 1 < args.fov < 179:
-        return _fail("--fov must be between 1 and 179 degrees")
-    try:
-        model = load_model(args.model)
-        if args.input.lower().endswith((".npz", ".json", ".csv")):
-            take = _load_take(args.input)
-        else:
-            source = open_source(args.input)
-            bar = ProgressBar(source.info.frame_count, label=Path(source.info.name).name[:24],
-                              enabled=False if args.quiet else None)
-            # raw landmarks: smoothing would lag the turns the solve learns from
-            settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
-                                      filters=FilterSettings.off())
-            take = track_take(source, settings, on_progress=lambda n, _t: bar.update(n))
-            bar.close()
-        track = take.face_track()
-        if not track["present"].any():
-            raise TakeError(f"no face in {args.input}: record the performer turning their head, facing the camera")
-        if np.isnan(track["landmarks"][track["present"]]).all():
-            raise TakeError("this take has no landmarks (JSON and CSV takes carry pose and scores only): "
-                            "use the video or a .npz take")
-        t0 = time.monotonic()
-        calib = calibrate_shape(track["landmarks"], track["present"], take.width, take.height,
-                                model.canonical_vertices, fov_deg=args.fov)
-        solve_s = time.monotonic() - t0
-        base = PerformerProfile.load(out) if out.is_file() else PerformerProfile(name=out.stem)
-        base.with_face_shape(calib).save(out)
-    except (SourceError, TakeError, ModelError, LandmarkerError, ShapeCalibrationError, CalibrationError) as exc:
-        return _fail(str(exc))
-    except WorkerError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+    _check_fov(args.fov)
+    model = load_model(args.model)
+    if _is_take_file(args.input):
+        take = _load_take(args.input)
+    else:
+        # raw landmarks: smoothing would lag the turns the solve learns from
+        settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
+                                  filters=FilterSettings.off())
+        take = _track_file(args.input, args, settings=settings)
+    t0 = time.monotonic()
+    calib = faceshape.from_take(take, model.canonical_vertices, fov_deg=args.fov, name=args.input)
+    solve_s = time.monotonic() - t0
+    base = PerformerProfile.load(out) if out.is_file() else PerformerProfile(name=out.stem)
+    faceshape.into_profile(base, calib).save(out)
     fov = f"{calib.fov_deg:.1f} deg" + (" (estimated)" if calib.fov_estimated else "")
     print(f"wrote {out}: face shape from {calib.frames_used} frames in {solve_s:.1f} s; reprojection error "
           f"{calib.reprojection_px:.2f} px; head turns covered: yaw {calib.yaw_range_deg[0]:.0f} to "
@@ -467,62 +422,32 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-_MUX_SCRIPT = r"""
-import sys
-import bpy
-video, sound_from, out = sys.argv[1:4]
-bpy.ops.wm.read_factory_settings(use_empty=True)
-sc = bpy.context.scene
-ed = sc.sequence_editor_create()
-strips = ed.strips if hasattr(ed, "strips") else ed.sequences
-movie = strips.new_movie("v", video, channel=1, frame_start=1)
-sound = strips.new_sound("a", sound_from, channel=2, frame_start=1)
-if sound.frame_final_duration <= 1:
-    sys.exit(3)  # the source has no sound
-fps = movie.fps
-sc.render.fps, sc.render.fps_base = round(fps), round(fps) / fps
-sc.frame_start, sc.frame_end = 1, movie.frame_final_duration
-sc.render.resolution_x, sc.render.resolution_y = movie.elements[0].orig_width, movie.elements[0].orig_height
-sc.render.resolution_percentage = 100
-im = sc.render.image_settings
-if hasattr(im, "media_type"):
-    im.media_type = "VIDEO"
-im.file_format = "FFMPEG"
-sc.render.ffmpeg.format, sc.render.ffmpeg.codec, sc.render.ffmpeg.audio_codec = "MPEG4", "H264", "AAC"
-sc.render.ffmpeg.constant_rate_factor = "HIGH"
-sc.render.filepath = out
-bpy.ops.render.render(animation=True)
-"""
-
-
 def _keep_audio(silent: Path, source: str, out: Path) -> str:
     """Mux the source's sound under the overlay video with Blender's own FFmpeg (the bpy module
     or not: OpenCV writes no audio). Returns what happened, for the summary line."""
     import shutil
-    import subprocess
+
+    from .blender.mux_sound import NO_SOUND, mux_sound
+    from .core.files import atomic_target
 
     if not _have_bpy():
         shutil.move(str(silent), str(out))
         return "no audio (the bpy module is needed to copy the sound: pip install bpy==5.0.1)"
-    tmp = out.with_name(out.stem + ".mux.mp4")
-    proc = subprocess.run([sys.executable, "-c", _MUX_SCRIPT, str(silent), source, str(tmp)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
+    try:
+        with atomic_target(out, mkdir=False, keep_suffix=True) as tmp:
+            proc = mux_sound(silent, source, tmp)
+            if proc.returncode != 0 or not tmp.is_file():
+                raise RuntimeError("NO_SOUND" if proc.returncode == NO_SOUND else "mux failed")
+    except RuntimeError as exc:
         shutil.move(str(silent), str(out))
-        return "the video has no sound" if proc.returncode == 3 else "sound could not be copied"
-    os.replace(tmp, out)
+        return "the video has no sound" if str(exc) == "NO_SOUND" else "sound could not be copied"
     silent.unlink(missing_ok=True)
     return "sound kept"
 
 
 def cmd_overlay(args) -> int:
-    from .core.landmarker import LandmarkerError
-    from .core.model import ModelError, find_model
-    from .core.overlay import overlay_from_video, write_overlay_video
-    from .core.sources import SourceError
-    from .core.take import TakeError
-    from .core.worker import WorkerError
+    from .core.capture.model import find_model
+    from .core.visual.overlay import write_overlay_video
 
     out = Path(args.output).expanduser()
     if out.suffix.lower() != ".mp4":
@@ -532,22 +457,18 @@ def cmd_overlay(args) -> int:
     silent = out.with_name(out.stem + ".video.mp4")
     try:
         _apply_performer(args)
-        out.parent.mkdir(parents=True, exist_ok=True)
         bar = ProgressBar(None, label=Path(args.input).name[:24], enabled=False if args.quiet else None)
         if args.take:
             take = _load_take(args.take)
-            info = write_overlay_video(args.input, take, silent, on_progress=lambda d, t: bar.update(d))
         else:
             find_model(args.model)
-            info = overlay_from_video(args.input, silent, _worker_settings(args),
-                                      on_progress=lambda d, t, stage: bar.update(d, stage))
+            take = _track_file(args.input, args)
+        info = _writing(out, write_overlay_video, args.input, take, silent,
+                        on_progress=lambda d, t: bar.update(d, "draw"))
         bar.close()
-    except (SourceError, TakeError, ModelError, LandmarkerError, ValueError) as exc:
+    except BaseException:
         silent.unlink(missing_ok=True)
-        return _fail(str(exc))
-    except WorkerError as exc:
-        silent.unlink(missing_ok=True)
-        return _fail(str(exc), EXIT_FAILED)
+        raise
     sound = _keep_audio(silent, args.input, out)
     print(f"wrote {out}: {info['frames']} frames {info['size'][0]}x{info['size'][1]}, face in {info['tracked']}, "
           f"no face in {info['no_face']}; {sound}")
@@ -557,18 +478,12 @@ def cmd_overlay(args) -> int:
 def cmd_report(args) -> int:
     import json
 
-    from .core.report import format_report, plot_report, take_report
-    from .core.take import TakeError
+    from .core.visual.report import format_report, plot_report, take_report
 
-    try:
-        take = _load_take(args.take)
-        d = take_report(take)
-        if args.plot:
-            plot_report(take, args.plot)
-    except (TakeError, ValueError) as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"could not write {args.plot}: {exc.strerror}", EXIT_FAILED)
+    take = _load_take(args.take)
+    d = take_report(take)
+    if args.plot:
+        _writing(args.plot, plot_report, take, args.plot)
     print(json.dumps(d, indent=1) if args.json else format_report(d))
     if args.plot:
         print(f"plot: {args.plot}")
@@ -576,34 +491,29 @@ def cmd_report(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .core.livelink import LiveLinkError, read_csv, write_csv
-    from .core.take import Take, TakeError
+    from .core.formats.livelink import read_csv, write_csv
+    from .core.take import Take
 
     src, out = Path(args.input), Path(args.output)
     if out.suffix.lower() not in (".npz", ".json", ".csv"):
         return _fail(f"output {out.name} must end in .npz, .json or .csv")
-    try:
-        take = read_csv(src, fps=args.fps) if src.suffix.lower() == ".csv" else Take.load(src)
-        if out.suffix.lower() == ".csv":
-            write_csv(take, out, fps=args.fps, drop_frame=args.drop_frame)
-        else:
-            take.save(out)
-    except (LiveLinkError, TakeError) as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"could not write {out}: {exc.strerror}", EXIT_FAILED)
+    take = read_csv(src, fps=args.fps) if src.suffix.lower() == ".csv" else Take.load(src)
+    if out.suffix.lower() == ".csv":
+        _writing(out, write_csv, take, out, fps=args.fps, drop_frame=args.drop_frame)
+    else:
+        _writing(out, take.save, out)
     print(f"wrote {out}: {len(take)} frames, {take.duration:.2f} s at {take.fps:g} fps")
     return 0
 
 
 def cmd_fetch_model(args) -> int:
-    from .core.model import ModelError, fetch_model
+    from .core.capture.model import ModelError, fetch_model
 
     try:
         path = fetch_model(Path(args.dest) if args.dest else None,
                            log=lambda m: print(m, file=sys.stderr))
     except ModelError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return _fail(str(exc), EXIT_FAILED)  # the download failed: not the user's input
     print(path)
     return 0
 
@@ -611,24 +521,34 @@ def cmd_fetch_model(args) -> int:
 def cmd_info(args) -> int:
     from importlib.metadata import version
 
-    from .core.landmarker import choose_delegate
-    from .core.model import ModelError, find_model
+    from .core.capture.landmarker import choose_delegate
+    from .core.capture.model import find_model
 
-    try:
-        path = find_model()
-    except ModelError as exc:
-        return _fail(str(exc))
+    path = find_model()
     delegate, why = choose_delegate("AUTO", path)
     print(f"model: {path}\nmediapipe: {version('mediapipe')}\ndelegate: {delegate} ({why})")
     return 0
+
+
+# name -> handler; each parser is built in build_parser() under the same name
+COMMANDS = {
+    "track": cmd_track,
+    "blend": cmd_blend,
+    "batch": cmd_batch,
+    "overlay": cmd_overlay,
+    "report": cmd_report,
+    "calibrate": cmd_calibrate,
+    "convert": cmd_convert,
+    "fetch-model": cmd_fetch_model,
+    "info": cmd_info,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging out of the bar
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    handler = {"track": cmd_track, "blend": cmd_blend, "batch": cmd_batch, "convert": cmd_convert, "calibrate": cmd_calibrate,
-               "overlay": cmd_overlay, "report": cmd_report,
-               "fetch-model": cmd_fetch_model,
-               "info": cmd_info}[args.command]
-    return handler(args)
+    try:
+        return COMMANDS[args.command](args)
+    except FacemeshError as exc:
+        return _fail(str(exc), exc.exit_code)

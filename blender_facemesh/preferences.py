@@ -3,6 +3,8 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .core.camera import DEFAULT_FOV_DEG
+
 DELEGATE_ITEMS = [("AUTO", "Auto", "GPU where MediaPipe can use it here, else CPU (the reason is shown)"),
                   ("GPU", "GPU", "MediaPipe's OpenGL ES delegate; falls back to CPU with a reason"),
                   ("CPU", "CPU", "XNNPACK on the CPU")]
@@ -16,7 +18,7 @@ class FACEMESH_preferences(bpy.types.AddonPreferences):
         description="face_landmarker.task; empty: the copy bundled with the add-on (or the user cache)")
     default_camera: IntProperty(name="Default Camera", min=0, max=15, default=0)
     delegate: EnumProperty(name="Delegate", items=DELEGATE_ITEMS, default="AUTO")
-    fov_deg: FloatProperty(name="Camera Field of View", min=10.0, max=150.0, default=63.0,
+    fov_deg: FloatProperty(name="Camera Field of View", min=10.0, max=150.0, default=DEFAULT_FOV_DEG,
                            description="Vertical field of view of the camera, for the head pose (degrees)")
     smoothing: BoolProperty(name="Smoothing", default=True, description="One Euro filters on the tracked channels")
     expression_cutoff: FloatProperty(name="Expression Cut-off (Hz)", min=0.05, max=30.0, default=3.0,
@@ -42,13 +44,6 @@ class FACEMESH_preferences(bpy.types.AddonPreferences):
         sub.active = self.smoothing
         for name in ("expression_cutoff", "expression_beta", "pose_cutoff", "pose_beta"):
             sub.prop(self, name)
-
-
-def get(context=None):
-    """The preferences, or None when the add-on is loaded without being enabled (tests)."""
-    context = context or bpy.context
-    addon = context.preferences.addons.get(__package__)
-    return addon.preferences if addon else None
 
 
 classes = (FACEMESH_preferences,)

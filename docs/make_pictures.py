@@ -32,7 +32,8 @@ def _render_rig(take, video: str, frames, size: int, samples: int) -> list[np.nd
     from blender_facemesh.blender.rig import build_rig
     from blender_facemesh.blender.sync import add_reference_camera, match_scene_to_take
     from blender_facemesh.blender.takes import bake_with_scene
-    from blender_facemesh.core.model import load_model
+    from blender_facemesh.core.camera import DEFAULT_FOV_DEG
+    from blender_facemesh.core.capture.model import load_model
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if not hasattr(bpy.types.Scene, "facemesh"):
@@ -41,7 +42,7 @@ def _render_rig(take, video: str, frames, size: int, samples: int) -> list[np.nd
     match_scene_to_take(scene, take)
     _rig, face = build_rig(bpy.context, load_model())
     bake_with_scene(bpy.context, take, scene)
-    cam = add_reference_camera(scene, video, take, take.meta.get("fov_deg", 63.0), face)
+    cam = add_reference_camera(scene, video, take, take.meta.get("fov_deg", DEFAULT_FOV_DEG), face)
     cam.data.show_background_images = False
     mat = bpy.data.materials.new("FaceMesh Skin")
     if hasattr(mat, "use_nodes") and not mat.node_tree:
@@ -94,11 +95,12 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 def make_pictures(out_dir: Path, size: int = 200, samples: int = 32) -> list[Path]:
     import cv2
 
-    from blender_facemesh.core.overlay import draw_overlay
-    from blender_facemesh.core.report import plot_report
-    from blender_facemesh.core.sources import VideoFileSource
-    from blender_facemesh.core.synthetic import sample_clip_path
-    from blender_facemesh.core.worker import WorkerSettings, track_take
+    from blender_facemesh.core.visual.overlay import draw_overlay
+    from blender_facemesh.core.visual.report import plot_report
+    from blender_facemesh.core.capture.sources import VideoFileSource
+    from blender_facemesh.core.camera import DEFAULT_FOV_DEG
+    from blender_facemesh.core.testing.synthetic import sample_clip_path
+    from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clip = str(sample_clip_path())
@@ -106,7 +108,7 @@ def make_pictures(out_dir: Path, size: int = 200, samples: int = 32) -> list[Pat
     track = take.face_track()
     with VideoFileSource(clip) as src:
         video = [rgb for _t, rgb in src]
-    fov = take.meta.get("fov_deg", 63.0)
+    fov = take.meta.get("fov_deg", DEFAULT_FOV_DEG)
     rows = {"video": [], "overlay": [], "rig (Cycles)": []}
     for k in MOMENTS:
         rows["video"].append(video[k])

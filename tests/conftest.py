@@ -21,7 +21,7 @@ FOOTAGE_CLIPS = ("studio_jaw_blink_smile.mp4", "studio_glasses_asym_smiles.mp4",
 
 @pytest.fixture(scope="session")
 def face_model():
-    from blender_facemesh.core.model import ModelError, load_model
+    from blender_facemesh.core.capture.model import ModelError, load_model
 
     try:
         return load_model()
@@ -42,8 +42,8 @@ _detections = {}
 
 def track_clip(path: Path, face_model):
     """Run the real landmarker (VIDEO mode) over every frame of a clip; cached per clip."""
-    from blender_facemesh.core.landmarker import Landmarker
-    from blender_facemesh.core.sources import VideoFileSource
+    from blender_facemesh.core.capture.landmarker import Landmarker
+    from blender_facemesh.core.capture.sources import VideoFileSource
 
     key = str(path)
     if key not in _detections:
@@ -59,7 +59,7 @@ def track_clip(path: Path, face_model):
 @pytest.fixture(scope="session")
 def sample_clip(face_model, tmp_path_factory):
     """The built-in sample clip (astronaut photo re-posed with known rotations)."""
-    from blender_facemesh.core.synthetic import sample_clip_path
+    from blender_facemesh.core.testing.synthetic import sample_clip_path
 
     return sample_clip_path(tmp_path_factory.mktemp("sample"))
 
@@ -69,47 +69,25 @@ def rng():
     return np.random.default_rng(1234)
 
 
-_SOUND_SCRIPT = r"""
-import sys, wave
-import numpy as np
-import bpy
-clip, out, wav = sys.argv[1:4]
-sr = 16000
-t = np.arange(int(3.0 * sr)) / sr
-with wave.open(wav, "wb") as w:  # a 440 Hz tone, 3 s
-    w.setnchannels(1); w.setsampwidth(2); w.setframerate(sr)
-    w.writeframes((0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16).tobytes())
-bpy.ops.wm.read_factory_settings(use_empty=True)
-sc = bpy.context.scene
-sc.render.fps = 30
-ed = sc.sequence_editor_create()
-strips = ed.strips if hasattr(ed, "strips") else ed.sequences
-movie = strips.new_movie("v", clip, channel=1, frame_start=1)
-strips.new_sound("a", wav, channel=2, frame_start=1)
-sc.frame_start, sc.frame_end = 1, movie.frame_final_duration
-sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 512, 512, 100
-im = sc.render.image_settings
-if hasattr(im, "media_type"):  # Blender 5.0+
-    im.media_type = "VIDEO"
-im.file_format = "FFMPEG"
-sc.render.ffmpeg.format, sc.render.ffmpeg.codec, sc.render.ffmpeg.audio_codec = "MPEG4", "H264", "AAC"
-sc.render.filepath = out
-bpy.ops.render.render(animation=True)
-"""
-
-
 @pytest.fixture(scope="session")
 def sample_clip_with_sound(sample_clip, tmp_path_factory):
-    """The sample clip with a tone as its sound track, muxed by Blender's own FFmpeg (needs bpy;
-    run in a child process so it does not reset the tests' Blender session)."""
-    import subprocess
-    import sys
+    """The sample clip with a 3 s 440 Hz tone as its sound track, muxed by the same script the
+    overlay command uses (Blender's own FFmpeg, in a child process: it resets Blender's session)."""
+    import wave
 
     pytest.importorskip("bpy")
+    from blender_facemesh.blender.mux_sound import mux_sound
+
     d = tmp_path_factory.mktemp("sound")
-    out = d / "sample_with_sound.mp4"
-    proc = subprocess.run([sys.executable, "-c", _SOUND_SCRIPT, str(sample_clip), str(out), str(d / "tone.wav")],
-                          capture_output=True, text=True, timeout=300)
+    wav, out = d / "tone.wav", d / "sample_with_sound.mp4"
+    sr = 16000
+    t = np.arange(int(3.0 * sr)) / sr
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16).tobytes())
+    proc = mux_sound(sample_clip, wav, out, timeout=300)
     if not out.is_file():
         pytest.fail("could not make the clip with sound: " + proc.stderr[-1500:])
     return out

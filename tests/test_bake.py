@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blender_facemesh.core.bake import resample
+from blender_facemesh.core.animation.bake import resample
 
 
 def _gap_take():
@@ -53,7 +53,7 @@ def _qmul(a, b):
 
 @pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
 def test_neck_and_head_share_the_rotation_and_compose_back(share):
-    from blender_facemesh.core.bake import split_rotation
+    from blender_facemesh.core.animation.bake import split_rotation
 
     qs = np.array([_quat((0.2, 1, 0.3), 40), _quat((1, 0, 0), -25), -_quat((0, 0, 1), 170), [1, 0, 0, 0]])
     neck, head = split_rotation(qs, share)
@@ -67,8 +67,8 @@ def test_neck_and_head_share_the_rotation_and_compose_back(share):
 def test_pose_is_relative_to_the_rest_in_blender_axes():
     """A head turning to the performer's left (camera +Y axis, yaw) turns about Blender's +Z;
     moving toward the camera (+Z in camera space) moves toward -Y in Blender."""
-    from blender_facemesh.core.bake import pose_to_blender
-    from blender_facemesh.core.geometry import quaternion_to_matrix
+    from blender_facemesh.core.animation.bake import pose_to_blender
+    from blender_facemesh.core.rotations import quaternion_to_matrix
 
     rest = np.eye(4)
     rest[:3, 3] = (0, 0, -50)
@@ -82,9 +82,9 @@ def test_pose_is_relative_to_the_rest_in_blender_axes():
 
 
 def test_eyes_follow_the_look_scores():
-    from blender_facemesh.core.bake import eye_quaternions
+    from blender_facemesh.core.animation.bake import eye_quaternions
     from blender_facemesh.core.channels import ARKIT_INDEX
-    from blender_facemesh.core.geometry import quaternion_to_matrix
+    from blender_facemesh.core.rotations import quaternion_to_matrix
 
     s = np.zeros((3, 52))
     s[1, [ARKIT_INDEX["eyeLookOutLeft"], ARKIT_INDEX["eyeLookInRight"]]] = 1.0  # look to the performer's left

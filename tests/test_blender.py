@@ -9,13 +9,13 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_facemesh.core.capture.sources import SimulatedLiveSource, VideoFileSource  # noqa: E402
 from blender_facemesh.core.channels import ARKIT_NAMES  # noqa: E402
-from blender_facemesh.core.filters import FilterSettings  # noqa: E402
-from blender_facemesh.core.geometry import rotation_angle_deg  # noqa: E402
-from blender_facemesh.core.sources import SimulatedLiveSource, VideoFileSource  # noqa: E402
-from blender_facemesh.core.synthetic import sample_clip_truth  # noqa: E402
+from blender_facemesh.core.rotations import rotation_angle_deg  # noqa: E402
+from blender_facemesh.core.solve.filters import FilterSettings  # noqa: E402
 from blender_facemesh.core.take import Take  # noqa: E402
-from blender_facemesh.core.worker import WorkerSettings, track_take  # noqa: E402
+from blender_facemesh.core.testing.synthetic import sample_clip_truth  # noqa: E402
+from blender_facemesh.core.tracking.worker import WorkerSettings, track_take  # noqa: E402
 
 C = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])  # camera -> Blender world
 
@@ -222,14 +222,14 @@ def test_capture_stop_keeps_the_recording(scene, sample_clip):
 
 
 def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take, tmp_path):
-    from blender_facemesh.core.synthetic import write_clip
+    from blender_facemesh.core.testing.synthetic import write_clip
 
     _take, path = sample_take
     still = tmp_path / "still.mp4"
     write_clip(still, np.zeros((30, 3)))  # a second of the face held still, looking ahead
     scene.facemesh.performer_path = str(tmp_path / "performer.json")
     assert bpy.ops.facemesh.calibrate_neutral(filepath=str(still), duration=0.8) == {"FINISHED"}
-    from blender_facemesh.core.calibration import PerformerProfile
+    from blender_facemesh.core.solve.calibration import PerformerProfile
 
     prof = PerformerProfile.load(tmp_path / "performer.json")
     assert prof.frames >= 10 and prof.head_rest is not None
@@ -480,7 +480,7 @@ def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
 
 def test_live_link_csv_export_import_and_bake(scene, sample_take, tmp_path):
     """Our take out as an iPhone Live Link Face CSV and back in, baked through the mapping."""
-    from blender_facemesh.core.livelink import HEADER
+    from blender_facemesh.core.formats.livelink import HEADER
 
     _take, path = sample_take
     csv = tmp_path / "take.csv"
@@ -526,13 +526,14 @@ def test_reference_camera_sees_the_mesh_on_the_face(scene, sample_clip):
 
 def test_calibrate_face_shape_from_a_video(scene, tmp_path):
     from blender_facemesh.blender import options
-    from blender_facemesh.core.calibration import PerformerProfile
-    from blender_facemesh.core.synthetic import head_turn_sequence, write_clip
+    from blender_facemesh.core import faceshape
+    from blender_facemesh.core.solve.calibration import PerformerProfile
+    from blender_facemesh.core.testing.synthetic import head_turn_sequence, write_clip
 
     clip = write_clip(tmp_path / "turns.mp4", head_turn_sequence(120), shape=(1.1, 1.0, 1.15), fov_deg=50.0).path
     scene.facemesh.performer_path = str(tmp_path / "performer.json")
     assert bpy.ops.facemesh.calibrate_shape(filepath=str(clip), fov=50.0) == {"FINISHED"}
-    shape = PerformerProfile.load(tmp_path / "performer.json").face_shape
+    shape = faceshape.of_profile(PerformerProfile.load(tmp_path / "performer.json"))
     assert shape is not None and shape.reprojection_px < 5.0
     assert options.worker_settings(bpy.context).face_shape is None  # opt-in
     scene.facemesh.use_face_shape = True

@@ -11,14 +11,15 @@ import json
 import numpy as np
 import pytest
 
-from blender_facemesh.core.calibration import (DEFAULT_HIGH, CalibrationError, PerformerProfile,
+from blender_facemesh.core.solve.calibration import (DEFAULT_HIGH, CalibrationError, PerformerProfile,
                                                calibrate_neutral, calibrate_range,
                                                neutral_from_take)
 from blender_facemesh.core.channels import ARKIT_INDEX, ARKIT_NAMES
-from blender_facemesh.core.geometry import FaceGeometry, rotation_angle_deg
-from blender_facemesh.core.synthetic import euler_to_matrix
+from blender_facemesh.core.rotations import euler_to_matrix
+from blender_facemesh.core.rotations import rotation_angle_deg
+from blender_facemesh.core.solve.geometry import FaceGeometry
 from blender_facemesh.core.take import Take
-from blender_facemesh.core.worker import FaceSample, Sample
+from blender_facemesh.core.tracking.worker import FaceSample, Sample
 
 from conftest import track_clip
 

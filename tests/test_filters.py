@@ -1,8 +1,8 @@
 import numpy as np
 
-from blender_facemesh.core.filters import (FilterSettings, OneEuroFilter, OneEuroSettings,
-                                           PoseFilter, continuous_quaternions)
-from blender_facemesh.core.geometry import quaternion_to_matrix, rotation_angle_deg
+from blender_facemesh.core.rotations import continuous_quaternions
+from blender_facemesh.core.rotations import quaternion_to_matrix, rotation_angle_deg
+from blender_facemesh.core.solve.filters import FilterSettings, OneEuroFilter, OneEuroSettings, PoseFilter
 
 
 def _run(filter_, xs, fps=30.0):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from blender_facemesh.core.geometry import (FaceGeometry, matrix_to_quaternion, quaternion_to_matrix,
-                                            rotation_angle_deg, rotation_part, weighted_procrustes)
+from blender_facemesh.core.rotations import matrix_to_quaternion, quaternion_to_matrix, rotation_angle_deg, rotation_part
+from blender_facemesh.core.solve.geometry import FaceGeometry, weighted_procrustes
 
 from conftest import FOOTAGE_CLIPS, track_clip
 

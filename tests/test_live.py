@@ -5,10 +5,10 @@ import threading
 
 import numpy as np
 
-from blender_facemesh.core.live import LiveSession
-from blender_facemesh.core.preview import to_blender_pixels
-from blender_facemesh.core.sources import SimulatedLiveSource
-from blender_facemesh.core.worker import WorkerSettings
+from blender_facemesh.core.capture.sources import SimulatedLiveSource
+from blender_facemesh.core.tracking.live import LiveSession
+from blender_facemesh.core.tracking.worker import WorkerSettings
+from blender_facemesh.core.visual.preview import to_blender_pixels
 
 
 def _poll_until(session, cond, limit=30.0):

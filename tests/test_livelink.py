@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from blender_facemesh.core.channels import ARKIT_INDEX
-from blender_facemesh.core.geometry import rotation_angle_deg, rotation_part
-from blender_facemesh.core.livelink import (HEADER, LiveLinkError, format_timecode, parse_timecode,
+from blender_facemesh.core.rotations import rotation_angle_deg, rotation_part
+from blender_facemesh.core.formats.livelink import (HEADER, LiveLinkError, format_timecode, parse_timecode,
                                             read_csv, write_csv)
 from blender_facemesh.core.take import Take
-from blender_facemesh.core.worker import FaceSample, Sample
+from blender_facemesh.core.tracking.worker import FaceSample, Sample
 
 APP_HEADER = (  # as Live Link Face writes it
     "Timecode,BlendShapeCount,EyeBlinkLeft,EyeLookDownLeft,EyeLookInLeft,EyeLookOutLeft,EyeLookUpLeft,"
@@ -142,7 +142,7 @@ def test_repeated_timecodes_keep_order_and_midnight_unwraps(tmp_path):
 
 
 def test_head_angles_follow_the_apps_convention(tmp_path):
-    from blender_facemesh.core.synthetic import euler_to_matrix
+    from blender_facemesh.core.rotations import euler_to_matrix
 
     yaw, pitch, roll = 0.3, 0.2, 0.1
     take = read_csv(llf_csv(tmp_path / "h.csv", [("00:00:00:00", {"HeadYaw": yaw}),
@@ -176,7 +176,7 @@ def test_eye_angles_have_the_apps_signs(tmp_path):
     assert float(row["LeftEyePitch"]) == pytest.approx(-0.205, abs=0.01)  # radians, like the app's
     assert float(row["LeftEyeYaw"]) < 0 and float(row["RightEyeYaw"]) < 0
     assert float(row["LeftEyeRoll"]) == 0 and float(row["RightEyeRoll"]) == 0
-    eyes = np.asarray(read_csv(path).meta["eye_angles"])  # back in retarget.eye_rotations' signs
+    eyes = np.asarray(read_csv(path).meta["eye_angles"])  # back in solve.eyes.eye_rotations' signs
     assert eyes.shape == (1, 2, 3) and eyes[0, 0, 1] > 0 and eyes[0, 0, 0] > 0
 
 
@@ -234,7 +234,7 @@ def _face(rng, fid, yaw):
 
 
 def _rot(yaw):
-    from blender_facemesh.core.livelink import angles_to_rotation
+    from blender_facemesh.core.formats.livelink import angles_to_rotation
 
     return angles_to_rotation(yaw, 0.5 * yaw, -0.3 * yaw)
 
@@ -285,9 +285,9 @@ def test_livelink_take_writes_back_what_it_read(tmp_path):
 
 @pytest.fixture(scope="module")
 def tracked_take(sample_clip):
-    from blender_facemesh.core.filters import FilterSettings
-    from blender_facemesh.core.sources import VideoFileSource
-    from blender_facemesh.core.worker import WorkerSettings, track_take
+    from blender_facemesh.core.solve.filters import FilterSettings
+    from blender_facemesh.core.capture.sources import VideoFileSource
+    from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
 
     return track_take(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off()))
 

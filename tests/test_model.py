@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from blender_facemesh.core import model as m
+from blender_facemesh.core.capture import model as m
 
 
 def test_canonical_mesh_read_from_bundle(face_model):

@@ -4,12 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from blender_facemesh.core import overlay
+from blender_facemesh.core.visual import overlay
 from blender_facemesh.core.channels import ARKIT_NAMES
-from blender_facemesh.core.sources import VideoFileSource
-from blender_facemesh.core.synthetic import euler_to_matrix, focal_px, project
+from blender_facemesh.core.camera import focal_px, project
+from blender_facemesh.core.capture.sources import VideoFileSource
+from blender_facemesh.core.rotations import euler_to_matrix
 from blender_facemesh.core.take import Take
-from blender_facemesh.core.worker import WorkerSettings, track_take
+from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
 
 MARGIN = 16  # px: mp4v works in 8x8 / 16x16 blocks, so a drawn line disturbs its neighbourhood
 
@@ -132,7 +133,7 @@ def test_frames_without_a_face_or_outside_the_take_are_marked(sample_clip, take,
 
 def _synthetic_face(w=400, h=300):
     """Normalised landmarks of the canonical mesh at a known pose, irises ringed around the eyes."""
-    from blender_facemesh.core.model import load_model
+    from blender_facemesh.core.capture.model import load_model
 
     pose = np.eye(4)
     pose[:3, :3] = euler_to_matrix(15, -5, 5)

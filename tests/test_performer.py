@@ -9,10 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from blender_facemesh.core.geometry import rotation_angle_deg, rotation_part
-from blender_facemesh.core.performer import (FaceShapeCalibration, ShapeCalibrationError, ShapePose,
-                                             calibrate_shape, fit_axes)
-from blender_facemesh.core.synthetic import euler_to_matrix, head_turn_sequence, project, write_clip
+from blender_facemesh.core import faceshape
+from blender_facemesh.core.camera import project
+from blender_facemesh.core.faceshape.pose import ShapePose
+from blender_facemesh.core.faceshape.solver import FaceShapeCalibration, ShapeCalibrationError, calibrate_shape, fit_axes
+from blender_facemesh.core.rotations import euler_to_matrix, rotation_angle_deg, rotation_part
+from blender_facemesh.core.testing.synthetic import head_turn_sequence, write_clip
 
 from conftest import track_clip
 
@@ -194,13 +196,13 @@ def test_cli_calibrate_then_track_with_the_performer(clips, tmp_path):
     """`calibrate VIDEO --output PROFILE --fov` writes the face shape; `track --performer` uses it
     (and its field of view); a profile without a shape is refused with what to do."""
     from blender_facemesh.cli import main
-    from blender_facemesh.core.calibration import PerformerProfile
+    from blender_facemesh.core.solve.calibration import PerformerProfile
     from blender_facemesh.core.take import Take
 
     c = clips["wider+deeper"]
     prof = tmp_path / "me.json"
     assert main(["calibrate", str(c["cal"].path), "--output", str(prof), "--fov", str(FOV), "--quiet"]) == 0
-    shape = PerformerProfile.load(prof).face_shape
+    shape = faceshape.of_profile(PerformerProfile.load(prof))
     assert shape is not None and shape.fov_deg == pytest.approx(FOV) and shape.frames_used >= 100
     take = tmp_path / "t.npz"
     assert main(["track", str(c["test"].path), "--output", str(take), "--performer", str(prof), "--quiet"]) == 0

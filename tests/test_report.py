@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from blender_facemesh.core import report
+from blender_facemesh.core.visual import report
 from blender_facemesh.core.channels import ARKIT_NAMES
-from blender_facemesh.core.geometry import rotation_part
-from blender_facemesh.core.sources import VideoFileSource
-from blender_facemesh.core.synthetic import euler_to_matrix, matrix_to_euler, sample_clip_truth, write_clip
+from blender_facemesh.core.capture.sources import VideoFileSource
+from blender_facemesh.core.rotations import euler_to_matrix, matrix_to_euler
+from blender_facemesh.core.rotations import rotation_part
 from blender_facemesh.core.take import Take
-from blender_facemesh.core.worker import WorkerSettings, track_take
+from blender_facemesh.core.testing.synthetic import sample_clip_truth, write_clip
+from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from blender_facemesh.core.channels import ARKIT_INDEX, ARKIT_NAMES
-from blender_facemesh.core.retarget import (PRESETS, ChannelMapping, Mapping, MappingError,
-                                            auto_map, eye_rotations, normalize_name)
+from blender_facemesh.core.animation.retarget import ChannelMapping, Mapping, MappingError, PRESETS, auto_map, normalize_name
+from blender_facemesh.core.solve.eyes import eye_rotations
 
 SAME = {
     "eyeblink|L": ["eyeBlinkLeft", "EyeBlink_L", "eyeBlink_L", "Eye_Blink_L", "eye_blink_left",

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from blender_facemesh.core.channels import ARKIT_INDEX
-from blender_facemesh.core.filters import FilterSettings
-from blender_facemesh.core.shapefit import (ShapeFitError, fit_from_take, fit_shape_keys, replay,
+from blender_facemesh.core.solve.filters import FilterSettings
+from blender_facemesh.core.solve.shapefit import (ShapeFitError, fit_from_take, fit_shape_keys, replay,
                                             replay_error_mm)
-from blender_facemesh.core.sources import VideoFileSource
+from blender_facemesh.core.capture.sources import VideoFileSource
 from blender_facemesh.core.take import Take
-from blender_facemesh.core.worker import CaptureWorker, WorkerSettings
+from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerSettings
 
 JAW, PUFF, SMILE_L = ARKIT_INDEX["jawOpen"], ARKIT_INDEX["cheekPuff"], ARKIT_INDEX["mouthSmileLeft"]
 CHIN = 152

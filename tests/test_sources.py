@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blender_facemesh.core.sources import (
+from blender_facemesh.core.capture.sources import (
     CameraSource,
     FrameSource,
     ImageSequenceSource,
@@ -449,7 +449,7 @@ def test_real_footage_info_and_frames(name):
 
 
 def test_frame_range_reads_only_the_asked_frames(sample_clip):
-    from blender_facemesh.core.sources import FrameRange, SourceError, VideoFileSource
+    from blender_facemesh.core.capture.sources import FrameRange, SourceError, VideoFileSource
 
     with FrameRange(VideoFileSource(sample_clip), 10, 19) as src:
         got = list(src)

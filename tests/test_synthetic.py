@@ -12,8 +12,10 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from blender_facemesh.core import synthetic as syn  # noqa: E402
-from blender_facemesh.core.model import ModelError, load_model  # noqa: E402
+from blender_facemesh.core.camera import DEFAULT_FOV_DEG, project  # noqa: E402
+from blender_facemesh.core.rotations import euler_to_matrix, matrix_to_euler  # noqa: E402
+from blender_facemesh.core.testing import synthetic as syn  # noqa: E402
+from blender_facemesh.core.capture.model import ModelError, load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ MAX_MEAN_ERR_DEG = 2.0
 def recovered(landmarker):
     out = {}
     for pose in POSES:
-        R = syn.euler_to_matrix(*pose)
+        R = euler_to_matrix(*pose)
         _, M = landmarker(syn.render_face(R))
         out[pose] = (R, M)
     return out
@@ -77,7 +79,7 @@ def test_mediapipe_recovers_rendered_pose(recovered, pose):
     scale = np.linalg.norm(M[:3, 0])
     err = angle_deg(M[:3, :3] / scale, R)
     assert err < MAX_ERR_DEG, (
-        f"pose {pose}: MediaPipe reads {np.round(syn.matrix_to_euler(M[:3, :3] / scale), 2)}, "
+        f"pose {pose}: MediaPipe reads {np.round(matrix_to_euler(M[:3, :3] / scale), 2)}, "
         f"{err:.2f} deg from the truth")
     # MediaPipe puts the face about 1.3 cm (2.5%) farther than it is; x and y are near exact.
     np.testing.assert_allclose(M[:3, 3], [0.0, 0.0, -syn.DEFAULT_DISTANCE_CM], atol=2.5)
@@ -98,10 +100,10 @@ def test_no_systematic_rotation_error(recovered):
 def test_landmarks_fall_on_projected_vertices(landmarker, model, T, size, shape):
     """Checks projection (principal point, focal, W/H order, shape scaling) without relying on
     MediaPipe's pose solver, which misreads off-centre faces as turned by several degrees."""
-    R = syn.euler_to_matrix(10, -5, 3)
+    R = euler_to_matrix(10, -5, 3)
     pts, _ = landmarker(syn.render_face(R, T, shape=shape, size=size))
     assert pts is not None
-    truth = syn.project(model.canonical_vertices * shape @ R.T + np.asarray(T), size)
+    truth = project(model.canonical_vertices * shape @ R.T + np.asarray(T), size)
     dev = np.linalg.norm(pts - truth, axis=1)
     assert np.median(dev) < 3.0, f"median landmark offset {np.median(dev):.2f} px"
     assert np.linalg.norm((pts - truth).mean(axis=0)) < 1.5  # no shift of the whole face
@@ -111,17 +113,17 @@ def test_euler_convention_matches_docstring(model):
     nose, top = model.canonical_vertices[1], model.canonical_vertices[10]
 
     def px(v, pose):
-        return syn.project(syn.euler_to_matrix(*pose) @ v + [0, 0, -50])
+        return project(euler_to_matrix(*pose) @ v + [0, 0, -50], syn.DEFAULT_SIZE)
 
     assert px(nose, (20, 0, 0))[0] > px(nose, (0, 0, 0))[0]    # yaw > 0: nose to image right
     assert px(nose, (0, 20, 0))[1] > px(nose, (0, 0, 0))[1]    # pitch > 0: nose down
     assert px(top, (0, 0, 20))[0] < px(top, (0, 0, 0))[0]      # roll > 0: head top to image left
     rng = np.random.default_rng(0)
     for yaw, pitch, roll in rng.uniform([-80, -80, -170], [80, 80, 170], size=(20, 3)):
-        R = syn.euler_to_matrix(yaw, pitch, roll)
+        R = euler_to_matrix(yaw, pitch, roll)
         np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
         assert np.linalg.det(R) == pytest.approx(1.0)
-        np.testing.assert_allclose(syn.matrix_to_euler(R), (yaw, pitch, roll), atol=1e-9)
+        np.testing.assert_allclose(matrix_to_euler(R), (yaw, pitch, roll), atol=1e-9)
 
 
 def test_head_turn_sequence_is_smooth_and_covers_all_directions():
@@ -155,9 +157,9 @@ def test_write_clip(tmp_path):
     frames = read_video(info.path)
     assert len(frames) == 8
     assert frames[0].shape == (240, 320, 3)
-    assert info.size == (320, 240) and info.fps == 25 and info.fov_deg == syn.DEFAULT_FOV_DEG
+    assert info.size == (320, 240) and info.fps == 25 and info.fov_deg == DEFAULT_FOV_DEG
     assert info.rotations.shape == (8, 3, 3) and info.translations.shape == (8, 3)
-    np.testing.assert_allclose(info.rotations[3], syn.euler_to_matrix(*eulers[3]))
+    np.testing.assert_allclose(info.rotations[3], euler_to_matrix(*eulers[3]))
     np.testing.assert_allclose(info.translations, np.tile([0, 0, -40.0], (8, 1)))
     rendered = syn.render_face(info.rotations[5], info.translations[5], size=(320, 240))
     diff = np.abs(frames[5].astype(np.int16) - rendered).mean()
@@ -175,10 +177,10 @@ def test_background_contains_no_face(landmarker, model):
     pts, _ = landmarker(empty)
     assert pts is None, "MediaPipe found a face in the background"
     # Nothing of the photo outside the mesh: every changed pixel lies inside the face's outline.
-    R = syn.euler_to_matrix(20, 0, 0)
+    R = euler_to_matrix(20, 0, 0)
     frame = syn.render_face(R)
     changed = np.any(frame != syn.background((512, 512)), axis=2)
-    proj = syn.project(model.canonical_vertices @ R.T + [0, 0, -50])
+    proj = project(model.canonical_vertices @ R.T + [0, 0, -50], syn.DEFAULT_SIZE)
     hull = cv2.convexHull(proj.astype(np.float32))
     rows, cols = np.nonzero(changed)
     inside = [cv2.pointPolygonTest(hull, (float(c) + 0.5, float(r) + 0.5), True) > -1.5

@@ -5,7 +5,7 @@ import pytest
 
 from blender_facemesh.core.channels import ARKIT_NAMES
 from blender_facemesh.core.take import Take, TakeError
-from blender_facemesh.core.worker import FaceSample, Sample
+from blender_facemesh.core.tracking.worker import FaceSample, Sample
 
 
 def _face(rng, fid):

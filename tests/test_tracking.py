@@ -9,13 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from blender_facemesh.core.filters import FilterSettings
-from blender_facemesh.core.geometry import rotation_angle_deg, rotation_part
-from blender_facemesh.core.landmarker import FaceIdTracker, LandmarkerSettings
-from blender_facemesh.core.sources import VideoFileSource
-from blender_facemesh.core.synthetic import euler_to_matrix, render_face, sample_clip_truth
+from blender_facemesh.core.capture.landmarker import FaceIdTracker, LandmarkerSettings
+from blender_facemesh.core.capture.sources import VideoFileSource
+from blender_facemesh.core.rotations import euler_to_matrix
+from blender_facemesh.core.rotations import rotation_angle_deg, rotation_part
+from blender_facemesh.core.solve.filters import FilterSettings
 from blender_facemesh.core.take import Take
-from blender_facemesh.core.worker import CaptureWorker, WorkerSettings
+from blender_facemesh.core.testing.synthetic import render_face, sample_clip_truth
+from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerSettings
 
 
 def test_recovered_head_rotation_matches_the_known_rotation(sample_clip):

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blender_facemesh.core.filters import FilterSettings
-from blender_facemesh.core.landmarker import LandmarkerSettings
-from blender_facemesh.core.model import ModelError
-from blender_facemesh.core.sources import (FrameSource, SimulatedLiveSource, SourceInfo,
+from blender_facemesh.core.capture.landmarker import LandmarkerSettings
+from blender_facemesh.core.capture.model import ModelError
+from blender_facemesh.core.solve.filters import FilterSettings
+from blender_facemesh.core.capture.sources import (FrameSource, SimulatedLiveSource, SourceInfo,
                                            VideoFileSource)
-from blender_facemesh.core.worker import CaptureWorker, WorkerError, WorkerSettings
+from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerError, WorkerSettings
 
 
 class FakeStallingCamera(FrameSource):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.bake import rig_channels, take_to_curves
+from ..core.animation.bake import rig_channels, take_to_curves
 from ..core.channels import ARKIT_NAMES
 from .rig import canonical_to_blender
 from .targets import FaceWriter, RigWriter, TargetError
@@ -38,7 +38,7 @@ def bake_take(context, take, face=None, rig=None, *, mapping=None, bones: dict |
               action_name: str = "FaceMesh Take", scene=None) -> dict:
     """Bulk-write the take's keys; returns counts (and the shape fit's replay error) for the
     report. Raises TargetError / ValueError before writing anything when something is wrong."""
-    from ..core.retarget import Mapping
+    from ..core.animation.retarget import Mapping
 
     scene = scene or context.scene
     fps = scene.render.fps / scene.render.fps_base
@@ -57,7 +57,7 @@ def bake_take(context, take, face=None, rig=None, *, mapping=None, bones: dict |
             mapping = Mapping.auto_map([kb.name for kb in keys.key_blocks])
         face_writer = FaceWriter(face, mapping)
         if fit_shapes and is_capture_face(face):
-            from ..core.shapefit import ShapeFitError, fit_from_take
+            from ..core.solve.shapefit import ShapeFitError, fit_from_take
 
             try:
                 fit = fit_from_take(take, face_id=face_id, profile=profile)

@@ -16,10 +16,11 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..core.bake import pose_to_blender, rig_channels
-from ..core.live import LiveSession
-from ..core.worker import WorkerError
-from . import options
+from ..core.animation.bake import pose_to_blender, rig_channels
+from ..core.tracking.live import LiveSession
+from ..core.errors import FacemeshError
+from ..core.tracking.worker import WorkerError
+from . import jobs, options
 from .takes import save_and_bake, save_profile
 from .targets import FaceWriter, RigWriter
 
@@ -56,7 +57,7 @@ def running() -> bool:
 def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSession:
     """Start a live capture from an opened source. Raises TargetError for a bad target."""
     if state.session is not None:
-        raise RuntimeError("a capture is already running: stop it first")
+        raise FacemeshError("a capture is already running: stop it first")
     scene = context.scene
     prof = options.profile(scene)
     face_writer, rig_writer = _writers(scene)
@@ -97,7 +98,7 @@ def _check_writers() -> None:
     scene = _scene()
     try:
         state.face, state.rig = _writers(scene) if scene is not None else (None, None)
-    except ValueError as exc:  # TargetError: the target changed into something unusable
+    except FacemeshError as exc:  # TargetError: the target changed into something unusable
         state.face = state.rig = None
         state.message = f"live preview paused: {exc}"
 
@@ -238,7 +239,7 @@ def _keep_rest(take) -> None:
 
 
 def _finish_neutral(stretch) -> None:
-    from ..core.calibration import CalibrationError, calibrate_neutral
+    from ..core.solve.calibration import CalibrationError, calibrate_neutral
 
     scene = _scene()
     if scene is None:
@@ -248,14 +249,7 @@ def _finish_neutral(stretch) -> None:
     present = np.array([bool(s.faces) for s in stretch])
     scores = np.array([s.faces[0].blendshapes if s.faces else np.full(52, np.nan) for s in stretch])
     mats = np.array([s.faces[0].head_matrix if s.faces else np.full((4, 4), np.nan) for s in stretch])
-    base = None
-    if scene.facemesh.performer_path:  # keep the saved range, whether or not calibration is applied
-        from ..core.calibration import PerformerProfile
-
-        try:
-            base = PerformerProfile.load(bpy.path.abspath(scene.facemesh.performer_path))
-        except ValueError:
-            base = None
+    base = options.saved_profile(scene)  # keep the saved range, whether or not calibration is applied
     try:
         prof = calibrate_neutral(scores, mats, present, base=base)
     except CalibrationError as exc:
@@ -280,12 +274,13 @@ def collect_face_shape(seconds: float, canonical, fov) -> None:
 
 
 def _start_shape_solve(session, stretch) -> None:
-    from ..core.live import BackgroundJob, face_shape_from_samples
+    from ..core import faceshape
+    from ..core.tracking.live import BackgroundJob
 
     canonical, fov = state.shape_request
     state.shape_request = None
     info = session.worker.source.info
-    state.shape_job = BackgroundJob(face_shape_from_samples, stretch, info.width, info.height, canonical, fov)
+    state.shape_job = BackgroundJob(faceshape.from_samples, stretch, info.width, info.height, canonical, fov)
     state.message = f"solving the face shape from {len(stretch)} frames..."
 
 
@@ -344,10 +339,8 @@ def register() -> None:
 
 
 def unregister() -> None:
-    from ..operators.process_video import stop_all
-
     try:
-        stop_all()
+        jobs.stop_all()
         stop(save_only=True)
         if bpy.app.timers.is_registered(_watch_shape):
             bpy.app.timers.unregister(_watch_shape)

@@ -9,18 +9,22 @@ from pathlib import Path
 
 import bpy
 
-from ..core.filters import FilterSettings, OneEuroSettings
-from ..core.landmarker import LandmarkerSettings
-from ..core.worker import WorkerSettings
+from ..core.camera import DEFAULT_FOV_DEG
+from ..core.solve.filters import FilterSettings, OneEuroSettings
+from ..core.capture.landmarker import LandmarkerSettings
+from ..core.tracking.worker import WorkerSettings
 from .rig import FACE_NAME, RIG_NAME
 
 PREVIEW_WIDTH = 320
 
 
-def preferences(context):
-    from .. import preferences as prefs
+ADDON_PACKAGE = __package__.rpartition(".")[0]  # "blender_facemesh", or "bl_ext.<repo>.blender_facemesh"
 
-    return prefs.get(context)
+
+def preferences(context):
+    """The add-on preferences, or None when the add-on is loaded without being enabled (tests)."""
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon else None
 
 
 def model_path(context) -> str | None:
@@ -31,7 +35,7 @@ def model_path(context) -> str | None:
 def check_model(context) -> str:
     """'' when the model is usable, else the message saying what to do (checked up front so a
     missing model is an operator report, not a failure on the worker thread later)."""
-    from ..core.model import ModelError, find_model
+    from ..core.capture.model import ModelError, find_model
 
     try:
         find_model(model_path(context))
@@ -44,7 +48,7 @@ def worker_settings(context, preview: bool = False) -> WorkerSettings:
     p = preferences(context)
     lm = LandmarkerSettings(model_path=model_path(context), delegate=p.delegate if p else "AUTO")
     if p is None:
-        filters, fov = FilterSettings(), 63.0
+        filters, fov = FilterSettings(), DEFAULT_FOV_DEG
     elif not p.smoothing:
         filters, fov = FilterSettings.off(), p.fov_deg
     else:
@@ -83,29 +87,44 @@ def profile(scene):
     s = scene.facemesh
     if not s.use_calibration or not s.performer_path:
         return None
-    from ..core.calibration import PerformerProfile
+    from ..core.solve.calibration import PerformerProfile
 
     path = Path(bpy.path.abspath(s.performer_path))
     return PerformerProfile.load(path)
 
 
+def saved_profile(scene):
+    """The performer file as it is on disk, or None when there is none or it is unreadable
+    (a new calibration then replaces it; applying it reports the problem)."""
+    from ..core.solve.calibration import CalibrationError, PerformerProfile
+
+    path = scene.facemesh.performer_path
+    if not path:
+        return None
+    try:
+        return PerformerProfile.load(Path(bpy.path.abspath(path)))
+    except CalibrationError:
+        return None
+
+
 def face_shape(scene):
     """The performer's calibrated 3D face when asked for (Head Pose from Face Shape) and the
     performer file has one."""
-    s = scene.facemesh
-    if not s.use_face_shape or not s.performer_path:
-        return None
-    from ..core.calibration import PerformerProfile
+    from ..core import faceshape
+    from ..core.solve.calibration import CalibrationError
 
+    if not scene.facemesh.use_face_shape:
+        return None
+    prof = saved_profile(scene)
     try:
-        return PerformerProfile.load(Path(bpy.path.abspath(s.performer_path))).face_shape
-    except ValueError:
-        return None  # a broken performer file is reported where it is applied (bake)
+        return faceshape.of_profile(prof) if prof is not None else None
+    except CalibrationError:
+        return None  # a broken face shape is reported where it is applied
 
 
 def mapping(scene, face):
     """The mapping list in the panel, or an automatic one for ``face`` when the list is empty."""
-    from ..core.retarget import ChannelMapping, Mapping
+    from ..core.animation.retarget import ChannelMapping, Mapping
 
     items = scene.facemesh.mappings
     if len(items):

@@ -6,7 +6,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.bake import CAMERA_TO_BLENDER
+from ..core.camera import CAMERA_TO_BLENDER
 from ..core.channels import ARKIT_NAMES
 
 RIG_NAME = "FaceMesh Rig"

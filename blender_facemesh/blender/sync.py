@@ -60,8 +60,8 @@ def add_reference_camera(scene, video_path: str, take, fov_deg: float, face=None
     from the take's rest head pose (the pose the bake counts as 'no rotation'), the field of
     view as set for tracking, and the video as its background, so the baked face mesh sits on
     the face in the camera view. Without the capture face it looks at the origin from 0.5 m."""
-    from ..core.bake import CAMERA_TO_BLENDER
-    from ..core.geometry import rotation_part
+    from ..core.camera import CAMERA_TO_BLENDER
+    from ..core.rotations import rotation_part
 
     clip = bpy.data.movieclips.load(video_path, check_existing=True)
     clip.frame_start = int(round(video_start_frame(scene, take)))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import bpy
 
+from ..core.errors import FacemeshError
 from . import options
-from .targets import TargetError
 
 
 def save_take(take, scene, stem: str = "take") -> Path:
@@ -45,7 +45,7 @@ def list_take(scene, take, path) -> None:
 
 
 def bake_with_scene(context, take, scene=None) -> dict:
-    """Bake with the scene's targets and settings; raises TargetError/ValueError untouched."""
+    """Bake with the scene's targets and settings; raises FacemeshError (TargetError, TakeError...) untouched."""
     from .bake import bake_take
 
     scene = scene or context.scene
@@ -75,7 +75,7 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
     if bake and scene is not None:
         try:
             done = bake_with_scene(bpy.context, take, scene)
-        except (TargetError, ValueError) as exc:
+        except FacemeshError as exc:
             out["message"] += f"; not baked: {exc}"
         else:
             out.update(done)
@@ -97,16 +97,11 @@ def save_profile(scene, prof) -> Path:
 
 def store_face_shape(scene, calib) -> str:
     """Put the face shape into the performer file (neutral and ranges kept); returns the report."""
-    from ..core.calibration import CalibrationError, PerformerProfile
+    from ..core import faceshape
+    from ..core.solve.calibration import PerformerProfile
 
-    s = scene.facemesh
-    base = None
-    if s.performer_path:
-        try:
-            base = PerformerProfile.load(bpy.path.abspath(s.performer_path))
-        except CalibrationError:
-            base = None
-    path = save_profile(scene, (base or PerformerProfile()).with_face_shape(calib))
+    base = options.saved_profile(scene)
+    path = save_profile(scene, faceshape.into_profile(base or PerformerProfile(), calib))
     fov = f"{calib.fov_deg:.1f} deg" + (" (estimated)" if calib.fov_estimated else "")
     return (f"face shape calibrated from {calib.frames_used} frames: reprojection error "
             f"{calib.reprojection_px:.2f} px, yaw {calib.yaw_range_deg[0]:.0f} to {calib.yaw_range_deg[1]:.0f} deg, "

@@ -1,4 +1,5 @@
-"""Blendshape channel names: ARKit's 52, in Apple's (and Live Link Face's) order.
+"""Channel names and counts: ARKit's 52 blendshapes in Apple's (and Live Link Face's) order, and
+how many landmarks and mesh vertices MediaPipe's face model has.
 
 MediaPipe's model emits 52 scores too, but as `_neutral` + 51 ARKit shapes in its own order;
 ARKit's `tongueOut` is not produced. Takes store the ARKit 52 so that every tool that speaks
@@ -20,3 +21,6 @@ ARKIT_NAMES = (
 )
 ARKIT_INDEX = {name: i for i, name in enumerate(ARKIT_NAMES)}
 NOT_PRODUCED = ("tongueOut",)
+
+N_LANDMARKS = 478      # MediaPipe's landmarks per face: the 468 mesh vertices + 10 iris points
+N_MESH_VERTICES = 468  # the canonical face mesh (the model bundle's geometry metadata)

@@ -15,21 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import ARKIT_NAMES
+from .errors import FacemeshError
+from .channels import ARKIT_NAMES, N_LANDMARKS, N_MESH_VERTICES
 from .files import atomic_target
 
 FORMAT = "blender_facemesh.take"
 VERSION = 1
 _ARRAYS = {  # name: (per-face shape, dtype, empty value)
-    "landmarks": ((478, 3), np.float32, np.nan),
+    "landmarks": ((N_LANDMARKS, 3), np.float32, np.nan),
     "head_matrix": ((4, 4), np.float64, np.nan),
-    "mesh": ((468, 3), np.float32, np.nan),
+    "mesh": ((N_MESH_VERTICES, 3), np.float32, np.nan),
     "blendshapes": ((len(ARKIT_NAMES),), np.float32, np.nan),
     "mp_matrix": ((4, 4), np.float32, np.nan),
 }
 
 
-class TakeError(Exception):
+class TakeError(FacemeshError, ValueError):
     """A take file that cannot be read; the message names the file and the problem."""
 
 

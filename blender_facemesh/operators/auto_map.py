@@ -31,7 +31,7 @@ class FACEMESH_OT_auto_map(bpy.types.Operator):
 
     def execute(self, context):
         from ..blender import options
-        from ..core.retarget import Mapping
+        from ..core.animation.retarget import Mapping
 
         face, err = _target_face(context, self.face)
         if face is None:
@@ -97,7 +97,7 @@ class FACEMESH_OT_mapping_load(bpy.types.Operator):
 
     def execute(self, context):
         from ..blender import options
-        from ..core.retarget import Mapping, MappingError
+        from ..core.animation.retarget import Mapping, MappingError
 
         try:
             m = Mapping.load(bpy.path.abspath(self.filepath))

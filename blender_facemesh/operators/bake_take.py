@@ -17,9 +17,8 @@ class FACEMESH_OT_bake_take(bpy.types.Operator):
 
     def execute(self, context):
         from ..blender.takes import bake_with_scene, describe, list_take
-        from ..blender.targets import TargetError
-        from ..core.calibration import CalibrationError
-        from ..core.take import Take, TakeError
+        from ..core.errors import FacemeshError
+        from ..core.take import Take
 
         s = context.scene.facemesh
         for attr, kind, prop in (("face", "MESH", "target_mesh"), ("rig", "ARMATURE", "target_rig")):
@@ -38,7 +37,7 @@ class FACEMESH_OT_bake_take(bpy.types.Operator):
         try:
             take = Take.load(bpy.path.abspath(path))
             done = bake_with_scene(context, take)
-        except (TakeError, TargetError, CalibrationError, ValueError) as exc:
+        except FacemeshError as exc:
             self.report({"ERROR"}, f"cannot bake: {exc}")
             return {"CANCELLED"}
         list_take(context.scene, take, bpy.path.abspath(path))

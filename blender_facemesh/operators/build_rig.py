@@ -11,7 +11,7 @@ class FACEMESH_OT_build_rig(bpy.types.Operator):
     def execute(self, context):
         from ..blender.options import model_path
         from ..blender.rig import build_rig
-        from ..core.model import ModelError, load_model
+        from ..core.capture.model import ModelError, load_model
 
         try:
             model = load_model(model_path(context))

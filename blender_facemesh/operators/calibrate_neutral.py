@@ -21,9 +21,9 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
                                       description="0: the scene's neutral length")
 
     def execute(self, context):
-        from ..blender import live
+        from ..blender import live, options
         from ..blender.takes import save_profile
-        from ..core.calibration import CalibrationError, PerformerProfile
+        from ..core.errors import FacemeshError
 
         s = context.scene.facemesh
         seconds = self.duration or s.neutral_seconds
@@ -41,14 +41,9 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
         try:
             take = self._load(context, bpy.path.abspath(self.filepath),
                               None if self.mode == "RANGE" else self.start + seconds + 0.5)
-            base = None
-            if s.performer_path:
-                try:
-                    base = PerformerProfile.load(bpy.path.abspath(s.performer_path))
-                except CalibrationError:
-                    base = None  # a new performer file replaces a broken one
+            base = options.saved_profile(context.scene)  # a new performer file replaces a broken one
             prof = self._calibrate(take, base, seconds)
-        except (CalibrationError, ValueError) as exc:
+        except FacemeshError as exc:
             self.report({"ERROR"}, f"calibration not changed: {exc}")
             return {"CANCELLED"}
         path = save_profile(context.scene, prof)
@@ -60,25 +55,19 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
     def _load(self, context, path, until_s):
         """A take file as is, or a video tracked now (only as far as the stretch needs)."""
         from ..blender import options
-        from ..core.sources import FrameRange, SourceError, VideoFileSource
-        from ..core.take import Take, TakeError
-        from ..core.worker import track_take
+        from ..core.capture.sources import FrameRange, VideoFileSource
+        from ..core.take import Take
+        from ..core.tracking.worker import track_take
 
         if path.lower().endswith((".npz", ".json")):
-            try:
-                return Take.load(path)
-            except TakeError as exc:
-                raise ValueError(str(exc)) from exc
-        try:
-            src = VideoFileSource(path)
-            if until_s is not None:
-                src = FrameRange(src, 0, int(until_s * src.info.fps))
-        except SourceError as exc:
-            raise ValueError(str(exc)) from exc
+            return Take.load(path)
+        src = VideoFileSource(path)
+        if until_s is not None:
+            src = FrameRange(src, 0, int(until_s * src.info.fps))
         return track_take(src, options.worker_settings(context))
 
     def _calibrate(self, take, base, seconds):
-        from ..core.calibration import calibrate_range, neutral_from_take
+        from ..core.solve.calibration import CalibrationError, calibrate_range, neutral_from_take
 
         if self.mode == "NEUTRAL":
             prof = neutral_from_take(take, start_s=self.start, duration_s=seconds)
@@ -87,6 +76,6 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
                 prof.name = base.name
             return prof
         if base is None:
-            raise ValueError("calibrate the neutral first: the range is measured from it")
+            raise CalibrationError("calibrate the neutral first: the range is measured from it")
         track = take.face_track()
         return calibrate_range(track["blendshapes"], track["present"], base)

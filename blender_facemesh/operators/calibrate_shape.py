@@ -3,28 +3,20 @@ import bpy
 
 def _solve_from_file(path, canonical, fov, settings):
     """Runs on a background thread: no bpy here."""
-    import numpy as np
-
-    from ..core.performer import ShapeCalibrationError, calibrate_shape
-    from ..core.sources import open_source
+    from ..core import faceshape
+    from ..core.capture.sources import open_source
     from ..core.take import Take
-    from ..core.worker import track_take
+    from ..core.tracking.worker import track_take
 
     if path.lower().endswith(".csv"):
-        from ..core.livelink import read_csv
+        from ..core.formats.livelink import read_csv
 
         take = read_csv(path)
     elif path.lower().endswith((".npz", ".json")):
         take = Take.load(path)
     else:
         take = track_take(open_source(path), settings)
-    track = take.face_track()
-    if not track["present"].any():
-        raise ShapeCalibrationError("no face in it: record the performer turning their head, facing the camera")
-    if np.isnan(track["landmarks"][track["present"]]).all():
-        raise ShapeCalibrationError("this take has no landmarks (JSON and CSV takes carry pose and scores only): "
-                                    "use the video or a .npz take")
-    return calibrate_shape(track["landmarks"], track["present"], take.width, take.height, canonical, fov_deg=fov)
+    return faceshape.from_take(take, canonical, fov_deg=fov)
 
 
 class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
@@ -45,8 +37,8 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
 
     def _start(self, context):
         from ..blender import live, options
-        from ..core.live import BackgroundJob
-        from ..core.model import ModelError, load_model
+        from ..core.tracking.live import BackgroundJob
+        from ..core.capture.model import ModelError, load_model
 
         try:
             canonical = load_model(options.model_path(context)).canonical_vertices
@@ -65,7 +57,7 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
             self.report({"INFO"}, f"turn your head slowly left and right, then up and down, for {self.seconds:.0f} s, "
                                   "keeping a relaxed face")
             return "LIVE"
-        from ..core.filters import FilterSettings
+        from ..core.solve.filters import FilterSettings
 
         settings = options.worker_settings(context)
         settings.filters, settings.face_shape = FilterSettings.off(), None
@@ -73,12 +65,10 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
         return True
 
     def _finish(self, context):
-        from ..core.performer import ShapeCalibrationError
-        from ..core.sources import SourceError
-        from ..core.take import TakeError
+        from ..core.errors import FacemeshError
 
         err = self._job.error
-        if isinstance(err, (ShapeCalibrationError, SourceError, TakeError, ValueError)):
+        if isinstance(err, FacemeshError):
             self.report({"ERROR"}, f"face shape not changed: {err}")
             return {"CANCELLED"}
         if err is not None:

@@ -3,9 +3,8 @@ import bpy
 
 def _open_live_source(context):
     """The scene's live source, opened now so a missing camera or file is reported at once."""
-    from ..core.sources import CameraSource, SimulatedLiveSource
-
     from ..blender import options
+    from ..core.capture.sources import CameraSource, SimulatedLiveSource, SourceError
 
     s = context.scene.facemesh
     if s.source == "CAMERA":
@@ -14,7 +13,7 @@ def _open_live_source(context):
         index = s.camera_index if s.is_property_set("camera_index") or prefs is None else prefs.default_camera
         return CameraSource(index)
     if not s.video_path:
-        raise ValueError("pick a video file to play as a live source")
+        raise SourceError("pick a video file to play as a live source")
     return SimulatedLiveSource(bpy.path.abspath(s.video_path))
 
 
@@ -32,12 +31,8 @@ class FACEMESH_OT_capture_start(bpy.types.Operator):
         return not live.running()
 
     def execute(self, context):
-        from ..blender import live
-        from ..blender.targets import TargetError
-        from ..core.calibration import CalibrationError
-        from ..core.sources import SourceError
-
-        from ..blender import options
+        from ..blender import live, options
+        from ..core.errors import FacemeshError
 
         err = options.check_model(context)
         if err:
@@ -48,12 +43,12 @@ class FACEMESH_OT_capture_start(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             source = _open_live_source(context)
-        except (SourceError, ValueError) as exc:
+        except FacemeshError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         try:
             live.start(context, source)
-        except (TargetError, CalibrationError, RuntimeError) as exc:
+        except FacemeshError as exc:
             source.close()
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

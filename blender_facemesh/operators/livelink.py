@@ -16,13 +16,12 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
 
     def execute(self, context):
         from ..blender.takes import bake_with_scene, describe, save_take
-        from ..blender.targets import TargetError
-        from ..core.calibration import CalibrationError
-        from ..core.livelink import LiveLinkError, read_csv
+        from ..core.errors import FacemeshError
+        from ..core.formats.livelink import read_csv
 
         try:
             take = read_csv(bpy.path.abspath(self.filepath), fps=self.fps or None)
-        except LiveLinkError as exc:
+        except FacemeshError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         try:
@@ -34,7 +33,7 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
         if self.bake:
             try:
                 text += "; " + describe(bake_with_scene(context, take))
-            except (TargetError, CalibrationError, ValueError) as exc:
+            except FacemeshError as exc:
                 self.report({"WARNING"}, f"{text}; not baked: {exc}")
                 return {"FINISHED"}
         self.report({"INFO"}, text)
@@ -65,8 +64,9 @@ class FACEMESH_OT_export_livelink(bpy.types.Operator):
         return s.last_take
 
     def execute(self, context):
-        from ..core.livelink import LiveLinkError, write_csv
-        from ..core.take import Take, TakeError
+        from ..core.errors import FacemeshError
+        from ..core.formats.livelink import write_csv
+        from ..core.take import Take
 
         src = self._source(context)
         if not src:
@@ -81,7 +81,7 @@ class FACEMESH_OT_export_livelink(bpy.types.Operator):
         try:
             take = Take.load(bpy.path.abspath(src))
             path = write_csv(take, dest)
-        except (TakeError, LiveLinkError) as exc:
+        except FacemeshError as exc:
             self.report({"ERROR"}, f"cannot export: {exc}")
             return {"CANCELLED"}
         except OSError as exc:

@@ -1,12 +1,6 @@
 import bpy
 
-
-_running_jobs: set = set()  # so unregister() can stop a processing left running
-
-
-def stop_all() -> None:
-    for job in list(_running_jobs):
-        job.cancel()
+from ..blender import jobs
 
 
 class _Job:
@@ -14,8 +8,8 @@ class _Job:
 
     def __init__(self, context, path, start, end):
         from ..blender import options
-        from ..core.sources import FrameRange, VideoFileSource
-        from ..core.worker import CaptureWorker, new_take
+        from ..core.capture.sources import FrameRange, VideoFileSource
+        from ..core.tracking.worker import CaptureWorker, new_take
 
         source = FrameRange(VideoFileSource(path), start, end)
         settings = options.worker_settings(context)
@@ -23,7 +17,7 @@ class _Job:
         self.total = info.frame_count or 0
         self.take = new_take(info, settings, source_extra={"start_frame": start})
         self.worker = CaptureWorker(source, settings).start()
-        _running_jobs.add(self)
+        jobs.running.add(self)
 
     def step(self) -> bool:
         """Move finished samples into the take; True once the whole file is done."""
@@ -48,7 +42,7 @@ class _Job:
 
     def cancel(self):
         self.worker.stop()
-        _running_jobs.discard(self)
+        jobs.running.discard(self)
 
 
 class FACEMESH_OT_process_video(bpy.types.Operator):
@@ -78,7 +72,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
     _timer = None
 
     def _start(self, context):
-        from ..core.sources import SourceError
+        from ..core.errors import FacemeshError
 
         path = bpy.path.abspath(self.filepath or context.scene.facemesh.video_path)
         if not path:
@@ -94,7 +88,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
             return False
         try:
             self._job = _Job(context, path, self.frame_start, None if self.frame_end < 0 else self.frame_end)
-        except SourceError as exc:
+        except FacemeshError as exc:
             self.report({"ERROR"}, str(exc))
             return False
         return True
@@ -115,8 +109,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
     def _finish(self, context):
         from ..blender.sync import add_reference_camera, add_sound_strip, match_scene_to_take
         from ..blender.takes import bake_with_scene, describe, save_take
-        from ..blender.targets import TargetError
-        from ..core.calibration import CalibrationError
+        from ..core.errors import FacemeshError
 
         take = self._job.take
         self._job.cancel()
@@ -136,7 +129,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         if self.bake:
             try:
                 done = bake_with_scene(context, take)
-            except (TargetError, CalibrationError, ValueError) as exc:
+            except FacemeshError as exc:
                 self.report({"ERROR"}, f"saved the take to {path.name} but could not bake: {exc}")
                 return {"CANCELLED"}
             text = f"{describe(done)}; {text}"
@@ -146,14 +139,14 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
             text += "; sound strip added" if strip is not None else "; the video has no sound"
         if self.add_reference and video:
             from ..blender import options
-
             from ..blender.bake import is_capture_face
+            from ..core.camera import DEFAULT_FOV_DEG
 
-            fov = take.meta.get("fov_deg") or 63.0
+            fov = take.meta.get("fov_deg") or DEFAULT_FOV_DEG
             face = options.targets(scene)[0]
             try:
                 prof = options.profile(scene)
-            except ValueError:
+            except FacemeshError:
                 prof = None
             rest = prof.head_rest if prof is not None and prof.head_rest is not None else take.meta.get("head_rest")
             add_reference_camera(scene, video, take, fov, face if is_capture_face(face) else None, rest)
@@ -168,7 +161,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
 
     def execute(self, context):
         """Scripts and headless runs: the same work, blocking, with progress in the console."""
-        from ..core.worker import WorkerError
+        from ..core.tracking.worker import WorkerError
 
         if not self._start(context):
             return {"CANCELLED"}
@@ -215,7 +208,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         self._status(context, None)
 
     def modal(self, context, event):
-        from ..core.worker import WorkerError
+        from ..core.tracking.worker import WorkerError
 
         if event.type == "ESC":
             self._job.cancel()

@@ -16,7 +16,7 @@ def _cameras():
     """The system's camera list, re-read at most every 5 s (the panel redraws often)."""
     import time
 
-    from ..core.sources import list_cameras
+    from ..core.capture.sources import list_cameras
 
     now = time.monotonic()
     if now - _camera_cache["at"] > 5.0:
@@ -39,11 +39,13 @@ def _face_shape_info(performer_path):
     if key != _shape_cache["key"]:
         shape = None
         if key is not None:
-            from ..core.calibration import PerformerProfile
+            from ..core import faceshape
+            from ..core.solve.calibration import PerformerProfile
+            from ..core.errors import FacemeshError
 
             try:
-                shape = PerformerProfile.load(path).face_shape
-            except ValueError:
+                shape = faceshape.of_profile(PerformerProfile.load(path))
+            except FacemeshError:
                 shape = None
         _shape_cache.update(key=key, shape=shape)
     return _shape_cache["shape"]

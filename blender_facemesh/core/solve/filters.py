@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .geometry import _det3, matrix_to_quaternion, quaternion_to_matrix
+from ..errors import SettingsError
+from ..rotations import det3, matrix_to_quaternion, quaternion_to_matrix
 
 
 @dataclass
@@ -30,7 +31,7 @@ class OneEuroSettings:
 
     def validate(self) -> None:
         if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
-            raise ValueError("One Euro settings need min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+            raise SettingsError("One Euro settings need min_cutoff > 0, d_cutoff > 0 and beta >= 0")
 
 
 @dataclass
@@ -92,16 +93,6 @@ class OneEuroFilter:
         return x_hat
 
 
-def continuous_quaternions(q: np.ndarray) -> np.ndarray:
-    """Flip signs along a (N,4) quaternion sequence so neighbours lie on the same hemisphere;
-    interpolating F-curves between q and -q would spin the head the long way round."""
-    q = np.array(q, dtype=np.float64, copy=True)
-    for i in range(1, len(q)):
-        if np.dot(q[i], q[i - 1]) < 0:
-            q[i] = -q[i]
-    return q
-
-
 class PoseFilter:
     """One Euro on a head pose: translation as a vector, rotation as a sign-continuous
     quaternion re-normalised after smoothing (small-angle steps make this accurate)."""
@@ -120,7 +111,7 @@ class PoseFilter:
         if not self.rotation.s.enabled:
             return pose
         m = pose[:3, :3]
-        scale = float(np.cbrt(_det3(m)))
+        scale = float(np.cbrt(det3(m)))
         q = matrix_to_quaternion(m / scale)
         if self._last_q is not None and float((q * self._last_q).sum()) < 0:
             q = -q

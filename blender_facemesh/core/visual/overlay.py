@@ -13,15 +13,16 @@ numpy + OpenCV only; NEVER imports bpy (Blender's preview draws with it from a t
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .channels import ARKIT_NAMES
-from .geometry import DEFAULT_FOV_DEG, rotation_part
-from .synthetic import project
+from ..channels import ARKIT_NAMES, N_LANDMARKS, N_MESH_VERTICES
+from ..errors import OutputError
+from ..files import atomic_target
+from ..camera import DEFAULT_FOV_DEG, project
+from ..rotations import rotation_part
 
 # Contours as polylines (landmark indices), the same edges as MediaPipe's FaceLandmarksConnections
 # (FACE_OVAL, LEFT/RIGHT_EYE, LEFT/RIGHT_EYEBROW, LIPS, LEFT/RIGHT_IRIS), so no import is needed.
@@ -62,7 +63,7 @@ def tessellation_edges() -> np.ndarray:
         from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections
         e = np.array([(c.start, c.end) for c in FaceLandmarksConnections.FACE_LANDMARKS_TESSELATION])
     except (ImportError, AttributeError):
-        from .model import load_model
+        from ..capture.model import load_model
         t = load_model().triangles
         e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
     e = np.unique(np.sort(e.astype(np.int64), axis=1), axis=0)
@@ -107,14 +108,14 @@ def _draw_mesh(img, landmarks: np.ndarray) -> None:
     h, w = img.shape[:2]
     lm = np.asarray(landmarks, np.float64)
     xy = lm[:, :2] * (w, h)                       # normalised -> continuous pixel coordinates
-    if not np.isfinite(xy[:468]).all():
+    if not np.isfinite(xy[:N_MESH_VERTICES]).all():
         return
     px = _fixed(xy)
     cv2.polylines(img, list(px[tessellation_edges()]), False, TESSELATION_RGB, 1, cv2.LINE_AA, _SHIFT)
     thick = max(1, int(round(_scale(h))))
     for paths, colour in CONTOURS:
         cv2.polylines(img, [px[list(p)] for p in paths], False, colour, thick, cv2.LINE_AA, _SHIFT)
-    if len(lm) >= 478 and np.isfinite(xy[468:478]).all():
+    if len(lm) >= N_LANDMARKS and np.isfinite(xy[N_MESH_VERTICES:N_LANDMARKS]).all():
         for centre, ring, colour in ((473, LEFT_IRIS, GREEN), (468, RIGHT_IRIS, RED)):
             r = float(np.mean(np.linalg.norm(xy[list(ring[0][:4])] - xy[centre], axis=1)))
             cv2.circle(img, tuple(int(v) for v in px[centre]), int(round(r * (1 << _SHIFT))),
@@ -215,11 +216,9 @@ def write_overlay_video(video_path, take, out_path, on_progress=None, face_id=No
     made from a frame range keeps the video's own timestamps). Bars show ``face_id`` (default:
     the take's first face), or the frame's first face when that one is absent.
     ``on_progress(done, total)`` every 10 frames; total may be None."""
-    from .sources import VideoFileSource
+    from ..capture.sources import VideoFileSource
 
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp.mp4")
     lms, mats, bss = take.landmarks, take.head_matrix, take.blendshapes   # properties: flush first
     ids, take_t = take.face_ids, np.asarray(take.t, np.float64)
     if face_id is None:
@@ -227,12 +226,12 @@ def write_overlay_video(video_path, take, out_path, on_progress=None, face_id=No
         face_id = int(seen[0]) if seen.size else 0
     fov = float(take.meta.get("fov_deg", DEFAULT_FOV_DEG))
     counts = {"tracked": 0, "no_face": 0, "not_tracked": 0}
-    with VideoFileSource(video_path) as src:
+    with VideoFileSource(video_path) as src, atomic_target(out_path, keep_suffix=True) as tmp:
         info = src.info
         w, h, fps = info.width, info.height, info.fps
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
-            raise RuntimeError(f"OpenCV could not open a video writer for {out_path} (mp4v, {w}x{h} @ {fps} fps)")
+            raise OutputError(f"OpenCV could not open a video writer for {out_path} (mp4v, {w}x{h} @ {fps} fps)")
         n = 0
         try:
             for t, rgb in src:
@@ -257,26 +256,10 @@ def write_overlay_video(video_path, take, out_path, on_progress=None, face_id=No
                     on_progress(n, info.frame_count)
         finally:
             writer.release()
-    if n == 0 or not tmp.is_file() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"OpenCV wrote nothing to {out_path}")
-    os.replace(tmp, out_path)
+        if n == 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+            raise OutputError(f"OpenCV wrote nothing to {out_path}")
     if on_progress is not None:
         on_progress(n, info.frame_count)
     return {"frames": n, "size": (w, h), "fps": fps, "path": str(out_path), "video": str(video_path),
             "fov_deg": fov, **counts}
 
-
-def overlay_from_video(video_path, out_path, settings=None, on_progress=None) -> dict:
-    """Track ``video_path`` then write its overlay video; the result is write_overlay_video's
-    dict plus the ``take``. ``on_progress(done, total, stage)`` with stage "track" then "draw"."""
-    from .sources import VideoFileSource
-    from .worker import track_take
-
-    def stage(name):
-        return None if on_progress is None else (lambda d, t: on_progress(d, t, name))
-
-    take = track_take(VideoFileSource(video_path), settings, on_progress=stage("track"))
-    info = write_overlay_video(video_path, take, out_path, on_progress=stage("draw"))
-    info["take"] = take
-    return info

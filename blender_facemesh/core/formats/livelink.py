@@ -20,9 +20,9 @@ way from MediaPipe's pose matrix (our head_matrix): HeadPitch = +rotation about 
 HeadRoll = -rotation about Y and Z. No Epic document states this; we adopt it for head and eyes:
   HeadYaw > 0: the performer turns to their right (nose to image left); HeadPitch > 0: nose down;
   HeadRoll > 0: top of the head to the performer's left shoulder (image right);
-  i.e. R = Ry(-yaw) @ Rx(pitch) @ Rz(-roll) about camera axes = synthetic.euler_to_matrix(-yaw,
+  i.e. R = Ry(-yaw) @ Rx(pitch) @ Rz(-roll) about camera axes = rotations.euler_to_matrix(-yaw,
   pitch, -roll) in degrees. Eyes: yaw > 0 toward the performer's right, pitch > 0 down (the
-  opposite signs of retarget.eye_rotations). Head angles are taken as relative to the phone's
+  opposite signs of solve.eyes.eye_rotations). Head angles are taken as relative to the phone's
   camera held upright (nmfisher notes that yaw and pitch flip in landscape).
 
 Reading: one face (id 0); head placed HEAD_DISTANCE_CM in front of the camera, scale 1; t from the
@@ -31,10 +31,10 @@ do not advance are nudged 1 microsecond forward, a step back of over a frame is 
 argument, else ``;`` -> 29.97 (59.94 if a frame number reaches 30), else the smallest of 24/25/30/
 48/50/60/120 above the largest frame number once the file crosses a second, else DEFAULT_FPS (60,
 what the app's recordings use). Eye angles go to meta["eye_angles"], (frames, [left, right], [yaw,
-pitch, roll]) radians in retarget.eye_rotations' signs (yaw > 0 to the performer's left, pitch > 0
+pitch, roll]) radians in solve.eyes.eye_rotations' signs (yaw > 0 to the performer's left, pitch > 0
 up, roll negated too): the file's values negated.
 Writing: frames without the face are skipped, NaN is written as 0, eye angles come from a Live Link
-take's meta["eye_angles"], else from retarget.eye_rotations of the scores with roll 0.
+take's meta["eye_angles"], else from solve.eyes.eye_rotations of the scores with roll 0.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import ARKIT_INDEX, ARKIT_NAMES
-from .files import write_text_atomic
-from .geometry import rotation_part
-from .take import _ARRAYS, Take
+from ..errors import FacemeshError
+from ..channels import ARKIT_INDEX, ARKIT_NAMES
+from ..files import write_text_atomic
+from ..rotations import rotation_part
+from ..solve.eyes import eye_rotations
+from ..take import _ARRAYS, Take
 
 BLENDSHAPE_COLUMNS = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
@@ -77,7 +79,7 @@ _TC = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})([:;])(\d{1,3})(?:\.(\d+))?")
 _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 
-class LiveLinkError(ValueError):
+class LiveLinkError(FacemeshError, ValueError):
     """A Live Link Face CSV or timecode that cannot be used; the message says what and where."""
 
 
@@ -279,8 +281,6 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
               start_timecode=None) -> Path:
     """Any take -> a Live Link Face CSV; the first written row gets ``start_timecode`` (default:
     a Live Link take's own start, else 00:00:00:00) and later rows keep their spacing in t."""
-    from .retarget import eye_rotations
-
     path = Path(path)
     track = take.face_track(face_id)
     rows = np.flatnonzero(track["present"])

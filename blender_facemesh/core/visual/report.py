@@ -1,6 +1,6 @@
 """A tracking report for a take: coverage, head-pose range, blendshape ranges, jitter; text and plot.
 
-Head angles are absolute, in camera space, in :mod:`.synthetic`'s convention
+Head angles are absolute, in camera space, in :mod:`..rotations`' convention
 ``R = Ry(yaw) @ Rx(pitch) @ Rz(roll)`` of the head's rotation (canonical face -> camera; camera
 +X right, +Y up, +Z toward the viewer): yaw > 0 turns the nose toward image right, pitch > 0
 tips it down, roll > 0 tilts the head's top toward image left. A frontal face is (0, 0, 0).
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import ARKIT_NAMES
-from .geometry import rotation_part
-from .synthetic import matrix_to_euler
+from ..channels import ARKIT_NAMES
+from ..errors import SettingsError
+from ..rotations import matrix_to_euler, rotation_part
 
 CONVENTION = ("absolute, camera space, R = Ry(yaw) Rx(pitch) Rz(roll):\n"
               "  yaw > 0 nose to image right, pitch > 0 nose down, roll > 0 head top to image left")
@@ -203,7 +203,7 @@ def plot_report(take, out_png, channels=None, face_id: int | None = None, size=(
     channels = tuple(channels or PLOT_CHANNELS)
     unknown = [c for c in channels if c not in ARKIT_NAMES]
     if unknown:
-        raise ValueError(f"unknown blendshape channel(s) {', '.join(unknown)}; use ARKit names")
+        raise SettingsError(f"unknown blendshape channel(s) {', '.join(unknown)}; use ARKit names")
     tr = take.face_track(face_id)           # default: the first face; also folds in pending samples
     t, present = np.asarray(take.t, np.float64), tr["present"]
     ang = head_angles(np.where(present[:, None, None], tr["head_matrix"], np.nan))

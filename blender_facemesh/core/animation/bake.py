@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .filters import continuous_quaternions
-from .geometry import matrix_to_quaternion, rotation_part
+from ..camera import CAMERA_TO_BLENDER
+from ..errors import SettingsError
+from ..solve.eyes import eye_rotations
+from ..take import TakeError
+from ..rotations import continuous_quaternions, matrix_to_quaternion, rotation_part
 
 MISSING_CHOICES = ("HOLD", "BLEND", "EMPTY")
-
-# camera space (x right, y up, z toward the viewer) -> Blender world (x right, z up, -y toward
-# the viewer): a character facing -Y turns the way the performer facing the camera turns.
-CAMERA_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 @dataclass
@@ -65,11 +64,11 @@ def resample(t: np.ndarray, values: np.ndarray, present: np.ndarray, scene_fps: 
     frames that had a face. ``missing``: HOLD keeps the last value through gaps, BLEND
     interpolates across them, EMPTY leaves NaN (no key)."""
     if missing not in MISSING_CHOICES:
-        raise ValueError(f"missing must be one of {MISSING_CHOICES}")
+        raise SettingsError(f"missing must be one of {MISSING_CHOICES}")
     t = np.asarray(t, np.float64)
     values = np.asarray(values, np.float64).reshape(len(t), -1)
     if not present.any():
-        raise ValueError("the take has no frame with a face: nothing to bake")
+        raise TakeError("the take has no frame with a face: nothing to bake")
     t0 = t[0]
     n = int(np.floor((t[-1] - t0) * scene_fps + 1e-6)) + 1
     frames = frame_start + np.arange(n, dtype=np.float64)
@@ -103,7 +102,7 @@ def take_to_curves(take, scene_fps: float, frame_start: int = 1, face_id: int | 
     track = take.face_track(face_id)
     present = track["present"]
     if not present.any():
-        raise ValueError("the take has no frame with a face: nothing to bake")
+        raise TakeError("the take has no frame with a face: nothing to bake")
     mats = np.where(present[:, None, None], track["head_matrix"], np.eye(4))
     if rest is None:
         rest = mats[int(np.argmax(present))]
@@ -123,8 +122,6 @@ def take_to_curves(take, scene_fps: float, frame_start: int = 1, face_id: int | 
 def eye_quaternions(scores: np.ndarray) -> np.ndarray:
     """(N, 52) scores -> (N, 2, 4) eye rotations (left, right) in Blender world axes at rest:
     yaw about +Z toward the performer's left (+X), pitch up about -X."""
-    from .retarget import eye_rotations
-
     scores = np.asarray(scores, np.float64).reshape(-1, 52)
     ang = eye_rotations(np.nan_to_num(scores))
     yaw, pitch = ang[..., 0] / 2, -ang[..., 1] / 2

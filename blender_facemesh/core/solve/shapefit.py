@@ -34,16 +34,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .channels import ARKIT_NAMES
+from ..errors import FacemeshError
+from ..channels import ARKIT_NAMES, N_MESH_VERTICES
 
 NOISE_FLOOR = 0.02   # score units: variation this small is treated as flicker, not expression
 MIN_RANGE = 0.02     # a channel whose 1st-99th percentile score range is below this is not fitted
-_NV, _NC = 468, len(ARKIT_NAMES)
+_NV, _NC = N_MESH_VERTICES, len(ARKIT_NAMES)
 NO_MESH_MSG = ("this take has no face mesh (JSON takes carry pose and scores only); "
                "record or load a .npz take")
 
 
-class ShapeFitError(ValueError):
+class ShapeFitError(FacemeshError, ValueError):
     """The take cannot be used to fit shape keys; the message says what to do instead."""
 
 

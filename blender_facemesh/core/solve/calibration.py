@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import ARKIT_INDEX, ARKIT_NAMES
-from .files import write_text_atomic
-from .geometry import matrix_to_quaternion, quaternion_to_matrix, rotation_angle_deg, rotation_part
+from ..errors import FacemeshError
+from ..channels import ARKIT_INDEX, ARKIT_NAMES
+from ..files import write_text_atomic
+from ..rotations import matrix_to_quaternion, quaternion_to_matrix, rotation_angle_deg, rotation_part
 
 FORMAT = "blender_facemesh.performer"
 VERSION = 1
@@ -40,7 +41,7 @@ DEFAULT_HIGH = tuple({"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5, "jawOpen": 0.9}
                      for n in ARKIT_NAMES)
 
 
-class CalibrationError(ValueError):
+class CalibrationError(FacemeshError, ValueError):
     """Calibration refused or a profile file unusable; the one-line message says what to do."""
 
 
@@ -64,25 +65,6 @@ class PerformerProfile:
     created: str = field(default_factory=_now)
     frames: int = 0
     extra: dict = field(default_factory=dict)   # room for later additions (e.g. a face shape)
-
-    @property
-    def face_shape(self):
-        """The performer's calibrated 3D face (core.performer.FaceShapeCalibration), or None."""
-        d = self.extra.get("face_shape")
-        if not d:
-            return None
-        from .performer import FaceShapeCalibration
-
-        try:
-            return FaceShapeCalibration.from_dict(d)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CalibrationError(f"the performer's face shape is unreadable ({exc}); calibrate it again") from exc
-
-    def with_face_shape(self, calib) -> "PerformerProfile":
-        """A copy carrying ``calib`` as its face shape (neutral and ranges kept)."""
-        d = self.to_dict()
-        d.setdefault("extra", {})["face_shape"] = calib.to_dict()
-        return PerformerProfile.from_dict(d)
 
     def __post_init__(self):
         self.neutral = _vector(self.neutral, "neutral")

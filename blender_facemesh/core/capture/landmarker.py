@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import ARKIT_INDEX, ARKIT_NAMES
+from ..errors import FacemeshError
+from ..channels import ARKIT_INDEX, ARKIT_NAMES, N_MESH_VERTICES
 from .model import load_model, user_cache_dir
 
 # MediaPipe's blendshape output order: index 0 is `_neutral`, then 51 ARKit names.
@@ -39,11 +40,10 @@ MODEL_BLENDSHAPE_NAMES = (
 )
 # model output index -> ARKit slot (-1: `_neutral`, which has no ARKit counterpart)
 _MODEL_TO_ARKIT = [ARKIT_INDEX.get(n, -1) for n in MODEL_BLENDSHAPE_NAMES]
-N_LANDMARKS = 478
 DELEGATES = ("AUTO", "GPU", "CPU")
 
 
-class LandmarkerError(Exception):
+class LandmarkerError(FacemeshError):
     """The landmarker could not be created or run; the message says what to do."""
 
 
@@ -303,7 +303,7 @@ class Landmarker:
             self._ids.assign([])
             return Detection(t)
         lms = [np.array([(p.x, p.y, p.z) for p in face], dtype=np.float32) for face in result.face_landmarks]
-        ids = self._ids.assign([lm[:468, :2].mean(axis=0) for lm in lms])
+        ids = self._ids.assign([lm[:N_MESH_VERTICES, :2].mean(axis=0) for lm in lms])
         for k in range(n):
             scores = np.zeros(len(ARKIT_NAMES), dtype=np.float32)
             if k < len(result.face_blendshapes or []):

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .take import Take
+from ..take import Take
 from .worker import CaptureWorker, Sample, SourceLike, WorkerSettings
 
 
@@ -174,11 +174,3 @@ class BackgroundJob:
         self._thread.join(timeout)
         return self.done
 
-
-def face_shape_from_samples(samples, width, height, canonical, fov):
-    """A live head-turn stretch -> the performer's face shape (runs on a BackgroundJob)."""
-    from .performer import calibrate_shape
-
-    present = np.array([bool(s.faces) for s in samples])
-    lm = np.array([s.faces[0].landmarks if s.faces else np.full((478, 3), np.nan) for s in samples])
-    return calibrate_shape(lm, present, width, height, canonical, fov_deg=fov)

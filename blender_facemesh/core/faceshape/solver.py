@@ -7,9 +7,9 @@ which the performer turns their head slowly left, right, up and down with a rela
 used to solve that performer's rigid face (468 points) together with the head pose of every
 frame, by bundle adjustment: minimise the 2D reprojection error of MediaPipe's landmarks through
 a pinhole camera. Later takes then get their head pose by a perspective PnP against that shape
-(:class:`ShapePose`).
+(:class:`.pose.ShapePose`).
 
-Camera and units are those of :mod:`.geometry` and :mod:`.synthetic`: camera at the origin
+Camera and units are those of :mod:`..camera`: camera at the origin
 looking down -Z, +X right, +Y up, centimetres; a pixel is ``x_px = x_norm * width``,
 ``y_px = y_norm * height``; principal point at the image centre; focal length in pixels from the
 vertical field of view, ``f = (height / 2) / tan(fov / 2)``.
@@ -60,44 +60,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import DEFAULT_FOV_DEG, FaceGeometry, rotation_part
+from ..camera import focal_px, fov_from_focal
+from ..channels import N_MESH_VERTICES as N_POINTS
+from ..errors import FacemeshError
+from ..rotations import rodrigues, rotation_part
+from ..solve.geometry import FaceGeometry
 
-N_POINTS = 468
 DEFAULT_REG = 0.3
 MIN_PRESENT_FRACTION = 0.6   # a take where the face is lost in more than 40 % of frames is refused
 FOV_LIMITS_DEG = (20.0, 120.0)
 
 
-class ShapeCalibrationError(ValueError):
+class ShapeCalibrationError(FacemeshError, ValueError):
     """A calibration take that cannot support a face-shape solve; the message says what to do."""
 
 
 # --- small maths -----------------------------------------------------------------------------
 
-def focal_from_fov(height: int, fov_deg: float) -> float:
-    return (height / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
-
-
-def fov_from_focal(height: int, focal: float) -> float:
-    return math.degrees(2.0 * math.atan((height / 2.0) / focal))
-
-
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    """Rotation vectors (..., 3) -> rotation matrices (..., 3, 3)."""
-    w = np.asarray(w, dtype=np.float64)
-    th = np.sqrt((w * w).sum(-1))[..., None, None]
-    k = np.zeros(w.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -w[..., 2], w[..., 1], -w[..., 0]
-    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = w[..., 2], -w[..., 1], w[..., 0]
-    small = th < 1e-8
-    ths = np.where(small, 1.0, th)
-    a = np.where(small, 1.0, np.sin(ths) / ths)
-    b = np.where(small, 0.5, (1.0 - np.cos(ths)) / (ths * ths))
-    return np.eye(3) + a * k + b * np.einsum("...ij,...jk->...ik", k, k)
-
 
 def _yaw_pitch(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Yaw and pitch (degrees) of camera-space head rotations, as synthetic.matrix_to_euler."""
+    """Yaw and pitch (degrees) of camera-space head rotations, as rotations.matrix_to_euler."""
     r = np.asarray(rotations)
     pitch = np.degrees(np.arcsin(np.clip(-r[:, 1, 2], -1.0, 1.0)))
     yaw = np.degrees(np.arctan2(r[:, 0, 2], r[:, 2, 2]))
@@ -358,7 +340,7 @@ class _BundleAdjuster:
     def apply(self, rot, trans, x, log_f, dc, dx):
         F = len(rot)
         d6 = dc[:6 * F].reshape(F, 6)
-        rot_new = np.einsum("fab,fbc->fac", _rodrigues(d6[:, :3]), rot)
+        rot_new = np.einsum("fab,fbc->fac", rodrigues(d6[:, :3]), rot)
         trans_new = trans + d6[:, 3:]
         log_f_new = log_f + (float(dc[-1]) if self.estimate_focal else 0.0)
         return rot_new, trans_new, x + dx, log_f_new
@@ -380,8 +362,8 @@ class _BundleAdjuster:
             for _ in range(10):
                 dc, dx = self.solve_step(sys_, mu)
                 cand = self.apply(rot, trans, x, log_f, dc, dx)
-                if self.estimate_focal and not (math.log(focal_from_fov(self.height, FOV_LIMITS_DEG[1]))
-                                                <= cand[3] <= math.log(focal_from_fov(self.height, FOV_LIMITS_DEG[0]))):
+                if self.estimate_focal and not (math.log(focal_px(self.height, FOV_LIMITS_DEG[1]))
+                                                <= cand[3] <= math.log(focal_px(self.height, FOV_LIMITS_DEG[0]))):
                     mu *= 10.0
                     continue
                 c1 = self.cost(*cand, k, target)
@@ -446,7 +428,7 @@ def calibrate_shape(landmarks, present, width: int, height: int, canonical, fov_
             f"face lost in {n_total - n_face} of {n_total} frames; keep your whole face in view and well lit, "
             "turn your head slowly (no further than about 30 degrees) and record the take again")
     if fov_deg is not None and not FOV_LIMITS_DEG[0] <= float(fov_deg) <= FOV_LIMITS_DEG[1]:
-        raise ValueError(f"field of view must be between {FOV_LIMITS_DEG[0]:.0f} and {FOV_LIMITS_DEG[1]:.0f} "
+        raise ShapeCalibrationError(f"field of view must be between {FOV_LIMITS_DEG[0]:.0f} and {FOV_LIMITS_DEG[1]:.0f} "
                          f"degrees, got {fov_deg}")
 
     frames = np.flatnonzero(present)
@@ -469,7 +451,7 @@ def calibrate_shape(landmarks, present, width: int, height: int, canonical, fov_
     _check_spans(rot, min_yaw_span_deg, min_pitch_span_deg)
 
     obs = _pixels(lm, width, height)
-    focal = focal_from_fov(height, fov0)
+    focal = focal_px(height, fov0)
     dist = float(np.median(-trans[:, 2]))
     lam = reg * len(lm) * (focal / max(dist, 1e-3)) ** 2
     ba = _BundleAdjuster(obs, canonical, width, height, focal, fov_deg is None, lam, np.ones(N_POINTS))
@@ -505,7 +487,7 @@ def _point_weights(sigma: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _model_weights():
-    from .model import load_model
+    from ..capture.model import load_model
     return load_model().procrustes_weights
 
 
@@ -535,153 +517,3 @@ def _check_spans(rot, min_yaw, min_pitch):
             "not enough head rotation to solve the face shape: " + ", ".join(what)
             + "; turn your head slowly left and right (about 25 deg each way), then up and down "
               "(about 15 deg), with a relaxed face, and record the take again")
-
-
-# --- per-frame pose from a calibrated shape ----------------------------------------------------
-
-class ShapePose:
-    """Per-frame head pose from a calibrated shape (perspective PnP with the known focal),
-    warm-started from the previous frame; cheap enough for a capture thread.
-
-    Gauss-Newton on the 2D reprojection error of a subset of landmarks (Huber-weighted), at most
-    ``max_iter`` 6x6 solves per frame, no BLAS. ``points``: "fit" (default with a calibration
-    that carries per-landmark residuals): the ``n_fit`` landmarks that fitted the rigid shape best
-    in the calibration take, weighted by that fit; "basis": MediaPipe's 33 Procrustes landmarks;
-    "all"; or an index array. A first frame, or a warm start that went wrong, starts from
-    MediaPipe-style Procrustes (:class:`.geometry.FaceGeometry`) on the shape.
-    """
-
-    def __init__(self, calib, width: int | None = None, height: int | None = None,
-                 fov_deg: float | None = None, points: str | np.ndarray | None = None,
-                 max_iter: int = 6, n_fit: int = 160):
-        sigma = None
-        if isinstance(calib, FaceShapeCalibration):
-            sigma = calib.point_sigma_px
-            shape = calib.shape
-            width = calib.width if width is None else width
-            height = calib.height if height is None else height
-            fov_deg = calib.fov_deg if fov_deg is None else fov_deg
-        else:
-            shape = np.asarray(calib, dtype=np.float64)
-            if width is None or height is None:
-                raise ValueError("width and height are needed with a bare shape")
-            fov_deg = DEFAULT_FOV_DEG if fov_deg is None else fov_deg
-        self.shape = np.ascontiguousarray(shape, dtype=np.float64)
-        if self.shape.shape != (N_POINTS, 3):
-            raise ValueError(f"shape must be ({N_POINTS}, 3), got {self.shape.shape}")
-        self.width, self.height, self.fov_deg = int(width), int(height), float(fov_deg)
-        self.f = focal_from_fov(self.height, self.fov_deg)
-        self.cx, self.cy = self.width / 2.0, self.height / 2.0
-        w = _procrustes_weights(self.shape)
-        if points is None:
-            points = "fit" if sigma is not None else "basis"
-        self.point_w = None
-        if isinstance(points, str):
-            if points == "fit":
-                if sigma is None:
-                    raise ValueError("points='fit' needs a calibration with point_sigma_px")
-                self.idx = np.sort(np.argsort(sigma, kind="stable")[:int(n_fit)])
-                self.point_w = _point_weights(sigma)[self.idx]
-            elif points == "basis":
-                self.idx = np.flatnonzero(w > 0)
-            elif points == "all":
-                self.idx = np.arange(N_POINTS)
-            else:
-                raise ValueError(f"points must be 'fit', 'basis', 'all' or indices, got {points!r}")
-        else:
-            self.idx = np.asarray(points, dtype=np.int64)
-        if self.point_w is None:
-            self.point_w = np.ones(len(self.idx))
-        self.sub = self.shape[self.idx]
-        self.max_iter = int(max_iter)
-        self._geo = FaceGeometry(self.shape, w, self.width, self.height, self.fov_deg)
-        self._rot: np.ndarray | None = None
-        self._t: np.ndarray | None = None
-        self.last_rms_px = float("nan")
-
-    def reset(self) -> None:
-        """Forget the previous pose (call when the face was lost)."""
-        self._rot = self._t = None
-
-    def _init(self, lm: np.ndarray):
-        lm3 = lm[:N_POINTS, :3] if lm.shape[1] >= 3 else np.concatenate([lm[:N_POINTS], np.zeros((N_POINTS, 1))], 1)
-        pose = self._geo.solve(lm3)[0]
-        s = float(np.sqrt((pose[:3, 0] ** 2).sum()))
-        return rotation_part(pose), pose[:3, 3] / s
-
-    def _refine(self, rot, t, uv_obs):
-        f, cx, cy, x = self.f, self.cx, self.cy, self.sub
-        n = len(x)
-        jac = np.empty((n, 2, 6))
-        rms = float("inf")
-        for _ in range(self.max_iter):
-            q = np.einsum("ab,jb->ja", rot, x)
-            p = q + t
-            inv_d = -1.0 / p[:, 2]
-            u = cx + f * p[:, 0] * inv_d
-            v = cy - f * p[:, 1] * inv_d
-            ru = u - uv_obs[:, 0]
-            rv = v - uv_obs[:, 1]
-            # d(u)/dp = f*inv_d*(1, 0, p_x*inv_d); d(v)/dp = -f*inv_d*(0, 1, p_y*inv_d)
-            a = f * inv_d
-            bu = a * p[:, 0] * inv_d
-            bv = -a * p[:, 1] * inv_d
-            qx, qy, qz = q[:, 0], q[:, 1], q[:, 2]
-            # u row: jp = (a, 0, bu)
-            jac[:, 0, 0] = bu * qy
-            jac[:, 0, 1] = a * qz - bu * qx
-            jac[:, 0, 2] = -a * qy
-            jac[:, 0, 3] = a
-            jac[:, 0, 4] = 0.0
-            jac[:, 0, 5] = bu
-            # v row: jp = (0, -a, bv)
-            jac[:, 1, 0] = a * qz + bv * qy
-            jac[:, 1, 1] = -bv * qx
-            jac[:, 1, 2] = -a * qx
-            jac[:, 1, 3] = 0.0
-            jac[:, 1, 4] = -a
-            jac[:, 1, 5] = bv
-            r2 = ru * ru + rv * rv
-            rms = math.sqrt(float(r2.mean()))
-            # Huber weights at 2.5x the median residual
-            k = max(2.5 * math.sqrt(float(np.median(r2))), 0.25)
-            nrm = np.sqrt(r2)
-            w = np.where(nrm <= k, 1.0, k / np.maximum(nrm, 1e-12)) * self.point_w
-            jw = jac * w[:, None, None]
-            h = np.einsum("nra,nrb->ab", jw, jac)
-            g = np.einsum("na,n->a", jw[:, 0], ru) + np.einsum("na,n->a", jw[:, 1], rv)
-            step = np.linalg.solve(h + 1e-9 * np.eye(6), -g)
-            rot = np.einsum("ab,bc->ac", _rodrigues(step[:3]), rot)
-            t = t + step[3:]
-            if float(np.abs(step).max()) < 1e-6:
-                break
-        return rot, t, rms
-
-    def solve(self, landmarks_normalized) -> tuple[np.ndarray, np.ndarray]:
-        """(478 or 468, >=2) normalized landmarks -> (pose 4x4 shape->camera, pose-free mesh (468,3))."""
-        lm = np.asarray(landmarks_normalized, dtype=np.float64)
-        uv_all = np.empty((N_POINTS, 2))
-        uv_all[:, 0] = lm[:N_POINTS, 0] * self.width
-        uv_all[:, 1] = lm[:N_POINTS, 1] * self.height
-        uv = uv_all[self.idx]
-        if self._rot is None:
-            self._rot, self._t = self._init(lm)
-        rot, t, rms = self._refine(self._rot, self._t, uv)
-        if not (np.isfinite(rot).all() and np.isfinite(t).all()) or t[2] > -1.0 or rms > 0.2 * self.height:
-            rot, t = self._init(lm)           # lost track of the warm start: start afresh
-            rot, t, rms = self._refine(rot, t, uv)
-        # re-orthonormalise now and then drift from the many small updates
-        u, _, vt = np.linalg.svd(rot)
-        rot = np.einsum("ab,bc->ac", u, vt)
-        self._rot, self._t, self.last_rms_px = rot, t, rms
-        pose = np.eye(4)
-        pose[:3, :3] = rot
-        pose[:3, 3] = t
-        # pose-free mesh: each landmark on its camera ray, at the depth the posed shape gives it
-        depth = -(np.einsum("ab,jb->ja", rot, self.shape)[:, 2] + t[2])
-        cam = np.empty((N_POINTS, 3))
-        cam[:, 0] = (uv_all[:, 0] - self.cx) / self.f * depth
-        cam[:, 1] = -(uv_all[:, 1] - self.cy) / self.f * depth
-        cam[:, 2] = -depth
-        mesh = np.einsum("ja,ab->jb", cam - t, rot)    # R^T (p - t), row-wise
-        return pose, mesh

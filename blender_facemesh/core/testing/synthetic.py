@@ -17,7 +17,6 @@ Conventions (shared with MediaPipe's facial transformation matrix):
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DEFAULT_FOV_DEG = 63.0        # MediaPipe's geometry pipeline assumes this vertical FOV
+from ..camera import DEFAULT_FOV_DEG, project
+from ..channels import N_MESH_VERTICES
+from ..rotations import euler_to_matrix
+
 DEFAULT_DISTANCE_CM = 50.0
 DEFAULT_SIZE = (512, 512)      # (W, H)
 NEAR_CM = 1.0                  # triangles closer than this to the camera are dropped, not clipped
@@ -37,31 +39,7 @@ SAMPLE_SIZE = (512, 512)
 SAMPLE_VERSION = 1
 
 
-# --- rotations --------------------------------------------------------------------------------
-
-def euler_to_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Head rotation from angles in degrees, ``R = Ry(yaw) @ Rx(pitch) @ Rz(roll)``.
-
-    Right-handed rotations about the camera axes (+X right, +Y up, +Z toward the viewer):
-      * yaw > 0: the nose swings toward image right (the subject turns to their own left);
-      * pitch > 0: the nose swings down (the subject looks down);
-      * roll > 0: the top of the head tilts toward image left (counter-clockwise on screen).
-    """
-    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
-    cy, sy, cp, sp, cr, sr = math.cos(y), math.sin(y), math.cos(p), math.sin(p), math.cos(r), math.sin(r)
-    ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
-    rz = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
-    return ry @ rx @ rz
-
-
-def matrix_to_euler(R: np.ndarray) -> tuple[float, float, float]:
-    """Inverse of :func:`euler_to_matrix` (degrees), for reading poses back in tests and logs."""
-    R = np.asarray(R, dtype=np.float64)
-    pitch = math.degrees(math.asin(max(-1.0, min(1.0, -R[1, 2]))))
-    yaw = math.degrees(math.atan2(R[0, 2], R[2, 2]))
-    roll = math.degrees(math.atan2(R[1, 0], R[1, 1]))
-    return yaw, pitch, roll
+# --- head motion ------------------------------------------------------------------------------
 
 
 def head_turn_sequence(n_frames: int, yaw_amp: float = 25.0, pitch_amp: float = 15.0,
@@ -111,7 +89,7 @@ def _face_texture() -> tuple[np.ndarray, np.ndarray]:
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
-    from .model import N_MESH_VERTICES, load_model
+    from ..capture.model import load_model
 
     photo = _astronaut()
     opts = vision.FaceLandmarkerOptions(
@@ -182,7 +160,7 @@ def background(size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _mesh() -> tuple[np.ndarray, np.ndarray]:
     """Canonical vertices and triangles, cached: load_model() re-hashes the model file each call."""
-    from .model import load_model
+    from ..capture.model import load_model
 
     model = load_model()
     return model.canonical_vertices, model.triangles
@@ -193,21 +171,6 @@ def _camera_points(R, T, shape) -> np.ndarray:
     R = np.asarray(R, dtype=np.float64).reshape(3, 3)
     T = np.asarray(T, dtype=np.float64).reshape(3)
     return verts @ R.T + T
-
-
-def focal_px(height: int, fov_deg: float = DEFAULT_FOV_DEG) -> float:
-    """Pinhole focal length in pixels for a vertical field of view."""
-    return (height / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
-
-
-def project(points: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE,
-            fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
-    """Camera-space points (cm) to continuous pixel coords (pixel i spans [i, i+1)), as MediaPipe."""
-    w, h = size
-    f = focal_px(h, fov_deg)
-    p = np.asarray(points, dtype=np.float64)
-    depth = -p[..., 2]
-    return np.stack([w / 2.0 + f * p[..., 0] / depth, h / 2.0 - f * p[..., 1] / depth], axis=-1)
 
 
 def render_face(R: np.ndarray, T=None, shape=(1.0, 1.0, 1.0), size: tuple[int, int] = DEFAULT_SIZE,
@@ -355,7 +318,7 @@ def sample_clip_path(cache_dir: str | os.PathLike | None = None) -> Path:
     clip last, so an interrupted run never leaves a clip that looks complete.
     """
     if cache_dir is None:
-        from .model import user_cache_dir
+        from ..capture.model import user_cache_dir
         folder = user_cache_dir() / "sample"
     else:
         folder = Path(cache_dir)

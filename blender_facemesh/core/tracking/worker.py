@@ -20,17 +20,25 @@ from typing import Callable, Iterator, Union
 
 import numpy as np
 
-from .filters import FaceFilter, FilterSettings
-from .geometry import DEFAULT_FOV_DEG, FaceGeometry
-from .landmarker import Landmarker, LandmarkerSettings
-from .preview import to_blender_pixels
-from .sources import FrameSource
+from ..errors import FacemeshError
+from ..solve.filters import FaceFilter, FilterSettings
+from ..camera import DEFAULT_FOV_DEG
+from ..solve.geometry import FaceGeometry
+from ..capture.landmarker import Landmarker, LandmarkerSettings
+from ..visual.preview import to_blender_pixels
+from ..capture.sources import FrameSource
 
 _POLL = 0.05  # seconds; how often blocked waits look at the stop flag
 
 
-class WorkerError(Exception):
-    """An error raised inside the capture thread, handed to the consumer."""
+class WorkerError(FacemeshError):
+    """An error raised inside the capture thread, handed to the consumer (the original is its
+    ``__cause__``); a bad input behind it keeps that input's exit code."""
+
+    @property
+    def exit_code(self) -> int:
+        cause = self.__cause__
+        return cause.exit_code if isinstance(cause, FacemeshError) else 1
 
 
 @dataclass
@@ -63,7 +71,7 @@ class WorkerSettings:
     stall_timeout: float = 3.0    # live: no frame this long means the camera stopped
     preview_width: int = 0        # >0: attach a frame scaled to this width to each sample
     preview_rate: float = 0.0     # >0: also a ready-to-show preview picture this often (per second)
-    face_shape: object = None     # a performer's FaceShapeCalibration: head pose by PnP on their own face
+    face_shape: object = None     # a performer's FaceShapeCalibration (core.faceshape): head pose on their own face
 
 
 @dataclass
@@ -361,9 +369,9 @@ class CaptureWorker:
                 geo = geometries.get(key)
                 if geo is None:
                     if s.face_shape is not None:
-                        from .performer import ShapePose
+                        from ..faceshape import head_pose_solver
 
-                        geo = _PerformerGeometry(ShapePose(s.face_shape, w, h, s.fov_deg))
+                        geo = head_pose_solver(s.face_shape, w, h, s.fov_deg)
                     else:
                         geo = FaceGeometry(model.canonical_vertices, model.procrustes_weights, w, h, s.fov_deg)
                     geometries[key] = geo
@@ -390,20 +398,9 @@ class CaptureWorker:
             self._emit(Sample(index, t, faces, read_at, time.monotonic(), small, picture))
 
 
-class _PerformerGeometry:
-    """FaceGeometry's interface over a performer's ShapePose (one per face: it warm-starts)."""
-
-    def __init__(self, pose_solver):
-        self.pose_solver = pose_solver
-
-    def solve(self, landmarks: np.ndarray):
-        pose, mesh = self.pose_solver.solve(landmarks)
-        return pose, None, mesh
-
-
 def _preview_picture(small: np.ndarray, faces: list, fov_deg: float) -> np.ndarray:
     """The same drawing as the overlay video (mesh, head axes, strongest scores)."""
-    from .overlay import draw_overlay
+    from ..visual.overlay import draw_overlay
 
     if not faces:
         return draw_overlay(small, fov_deg=fov_deg)
@@ -423,7 +420,7 @@ def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
 
 def new_take(info, settings: WorkerSettings, source_extra: dict | None = None, **meta):
     """An empty Take for a source's frames, noting how they are tracked (fov, smoothing)."""
-    from .take import Take
+    from ..take import Take
 
     return Take(info.fps, info.width, info.height, source={**info.as_dict(), **(source_extra or {})},
                 meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict(), **meta})

@@ -8,29 +8,12 @@ Units are centimetres; camera at the origin looking down -Z, +Y up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-DEFAULT_FOV_DEG = 63.0
-NEAR_CM = 1.0
-
-
-@dataclass(frozen=True)
-class Frustum:
-    """The near plane of a perspective camera, as MediaPipe sets it up."""
-
-    left: float
-    right: float
-    bottom: float
-    top: float
-    near: float
-
-    @classmethod
-    def for_image(cls, width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG, near: float = NEAR_CM):
-        h = 2.0 * near * np.tan(0.5 * np.radians(fov_deg))
-        w = width * h / height
-        return cls(-0.5 * w, 0.5 * w, -0.5 * h, 0.5 * h, near)
+from ..camera import DEFAULT_FOV_DEG, Frustum
+from ..channels import N_MESH_VERTICES
+from ..errors import SettingsError
+from ..rotations import det3
 
 
 # OpenBLAS (numpy's BLAS on most platforms) wakes its whole thread pool even for 3x3 products,
@@ -39,12 +22,6 @@ class Frustum:
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,jk->ik", a, b)
-
-
-def _det3(m: np.ndarray) -> float:
-    return float(m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
-                 - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
-                 + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
 
 
 def invert_similarity(m: np.ndarray) -> np.ndarray:
@@ -71,7 +48,7 @@ def weighted_procrustes(source: np.ndarray, target: np.ndarray, sqrt_w: np.ndarr
     cws = ws - src_center[None, :] * w
     design = np.einsum("ni,nj->ij", wt, cws)
     u, _, vt = np.linalg.svd(design)
-    if _det3(u) * _det3(vt) < 0:
+    if det3(u) * det3(vt) < 0:
         u[:, 2] *= -1
     rot = _matmul(u, vt)
     scale = float(np.sum(_matmul(cws, rot.T) * wt) / np.sum(cws * ws))
@@ -89,7 +66,7 @@ class FaceGeometry:
     def __init__(self, canonical: np.ndarray, weights: np.ndarray, width: int, height: int,
                  fov_deg: float = DEFAULT_FOV_DEG):
         if fov_deg <= 1 or fov_deg >= 179:
-            raise ValueError(f"field of view must be between 1 and 179 degrees, got {fov_deg}")
+            raise SettingsError(f"field of view must be between 1 and 179 degrees, got {fov_deg}")
         self.canonical = np.asarray(canonical, dtype=np.float64)
         self.width, self.height, self.fov_deg = int(width), int(height), float(fov_deg)
         self.frustum = Frustum.for_image(width, height, fov_deg)
@@ -123,7 +100,7 @@ class FaceGeometry:
 
     def metric_landmarks(self, normalized: np.ndarray) -> np.ndarray:
         """(>=468,3) normalized landmarks -> (468,3) metric landmarks in camera space (cm)."""
-        screen = self._project(np.asarray(normalized[:468], dtype=np.float64))
+        screen = self._project(np.asarray(normalized[:N_MESH_VERTICES], dtype=np.float64))
         depth_offset = float(screen[:, 2].mean())
         first = screen.copy()
         first[:, 2] *= -1.0
@@ -140,50 +117,3 @@ class FaceGeometry:
         return pose, metric, mesh
 
 
-def rotation_part(pose: np.ndarray) -> np.ndarray:
-    """The pure rotation of a similarity 4x4 (MediaPipe's matrices carry a scale)."""
-    m = np.asarray(pose, dtype=np.float64)[:3, :3]
-    u, _, vt = np.linalg.svd(m)
-    r = u @ vt
-    if np.linalg.det(r) < 0:
-        u[:, 2] *= -1
-        r = u @ vt
-    return r
-
-
-def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """Angle of the rotation taking ``a`` onto ``b`` (both 3x3 rotations)."""
-    # ||A - B||_F = 2 sqrt(2) sin(angle / 2): accurate for tiny angles, where arccos of the trace is not
-    d = np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / (2.0 * np.sqrt(2.0))
-    return float(np.degrees(2.0 * np.arcsin(min(1.0, d))))
-
-
-def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> quaternion (w, x, y, z), w >= 0."""
-    r = np.asarray(r, dtype=np.float64)
-    t = np.trace(r)
-    if t > 0:
-        s = np.sqrt(t + 1.0) * 2
-        q = [0.25 * s, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s]
-    elif r[0, 0] > r[1, 1] and r[0, 0] > r[2, 2]:
-        s = np.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2]) * 2
-        q = [(r[2, 1] - r[1, 2]) / s, 0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s]
-    elif r[1, 1] > r[2, 2]:
-        s = np.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2]) * 2
-        q = [(r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s]
-    else:
-        s = np.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1]) * 2
-        q = [(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q)
-    q /= np.sqrt((q * q).sum())
-    return q if q[0] >= 0 else -q
-
-
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    q = np.asarray(q, dtype=np.float64)
-    w, x, y, z = q / np.sqrt((q * q).sum())
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
