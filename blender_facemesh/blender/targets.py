@@ -15,8 +15,6 @@ from ..core.errors import FacemeshError
 from ..core.rotations import matrix_to_quaternion, quaternion_to_matrix
 from .keyframes import ensure_channelbag, write_curve
 
-ROLES = ("neck", "head", "eye_left", "eye_right")
-
 
 class TargetError(FacemeshError, ValueError):
     """A target that cannot take the animation; the message says how to fix it."""

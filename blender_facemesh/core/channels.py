@@ -20,7 +20,6 @@ ARKIT_NAMES = (
     "noseSneerRight", "tongueOut",
 )
 ARKIT_INDEX = {name: i for i, name in enumerate(ARKIT_NAMES)}
-NOT_PRODUCED = ("tongueOut",)
 
 N_LANDMARKS = 478      # MediaPipe's landmarks per face: the 468 mesh vertices + 10 iris points
 N_MESH_VERTICES = 468  # the canonical face mesh (the model bundle's geometry metadata)

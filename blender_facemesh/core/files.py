@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,25 @@ def write_text_atomic(path: str | os.PathLike, text: str, mkdir: bool = True) ->
     with atomic_target(path, mkdir) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def read_json(path: str | os.PathLike, error: type[Exception], what: str, parse=None):
+    """``parse(data)`` of the JSON in ``path`` (the data itself without ``parse``). A missing or
+    unreadable file, or an ``error`` from ``parse``, raises ``error`` with a message that names
+    the file (``what``: "mapping file", "performer profile"...) and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path.name} is not readable JSON ({type(exc).__name__}: {exc})") from exc
+    if parse is None:
+        return data
+    try:
+        return parse(data)
+    except error as exc:
+        raise error(f"{path.name}: {exc}") from None
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, mkdir: bool = True) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import FacemeshError
 from ..channels import ARKIT_INDEX, ARKIT_NAMES
-from ..files import write_text_atomic
+from ..files import read_json, write_text_atomic
 
 FORMAT = "blender_facemesh.mapping"
 VERSION = 1
@@ -314,17 +314,7 @@ class Mapping:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Mapping":
-        path = Path(path)
-        if not path.is_file():
-            raise MappingError(f"mapping file {path} does not exist")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MappingError(f"{path.name} is not readable JSON ({exc})") from exc
-        try:
-            return cls.from_dict(data)
-        except MappingError as exc:
-            raise MappingError(f"{path.name}: {exc}") from None
+        return read_json(path, MappingError, "mapping file", cls.from_dict)
 
 
 def _channel_from_dict(c, i: int) -> ChannelMapping:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import FacemeshError
 from ..channels import ARKIT_INDEX, ARKIT_NAMES
-from ..files import write_text_atomic
+from ..files import read_json, write_text_atomic
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix, rotation_angle_deg, rotation_part
 
 FORMAT = "blender_facemesh.performer"
@@ -126,17 +126,7 @@ class PerformerProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PerformerProfile":
-        path = Path(path)
-        if not path.is_file():
-            raise CalibrationError(f"performer profile {path} does not exist")
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CalibrationError(f"{path.name} is not a readable performer profile ({type(exc).__name__})") from exc
-        try:
-            return cls.from_dict(d)
-        except CalibrationError as exc:
-            raise CalibrationError(f"{path.name}: {exc}") from None
+        return read_json(path, CalibrationError, "performer profile", cls.from_dict)
 
 
 # --- building profiles ---------------------------------------------------------------------------
