@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 CORE_STAGES = ("capture", "solve", "faceshape", "visual", "tracking", "animation", "formats", "testing")
 APP_MODULES = ("__init__", "__main__", "cli", "preferences", "properties")
 # who may import core.testing, besides tests, bench and docs
-TESTING_USERS = {f"{PACKAGE}.cli"}
+TESTING_USERS = {f"{PACKAGE}.cli.common"}
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,44 @@
+"""``blend``: a video or take into an animated .blend (the capture rig, baked), with bpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.errors import OutputError
+from .common import NO_BPY, apply_performer, fail, have_bpy, is_take_file, load_take, track_file
+
+
+def write_blend_file(take, out: Path, model_path=None) -> str:
+    """The capture rig with ``take`` baked, saved as ``out`` (bpy); the add-on registered for it."""
+    from .. import register, unregister
+    from ..blender.blendfile import new_file, write_blend
+
+    try:
+        registered_here = new_file()
+        if registered_here:
+            register()
+        try:
+            return write_blend(take, out, model_path)
+        finally:
+            if registered_here:
+                unregister()  # bpy 4.5 does not exit while add-on classes are still registered
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"could not write {out}: {exc}") from exc
+
+
+def cmd_blend(args) -> int:
+    """Everything the add-on does for a video, headless: track, build the rig, bake, save."""
+    from ..core.capture.model import find_model
+
+    out = Path(args.output).expanduser().resolve()
+    if out.suffix.lower() != ".blend":
+        return fail(f"output {out.name} must end in .blend")
+    if not have_bpy():
+        return fail(f"the bpy module is not installed: {NO_BPY}")
+    apply_performer(args)
+    find_model(args.model)
+    take = load_take(args.input) if is_take_file(args.input) else track_file(args.input, args)
+    if not len(take) or not take.face_present.any():
+        return fail(f"no face found in {args.input}: nothing to animate")
+    print(write_blend_file(take, out, args.model))
+    return 0

@@ -1,0 +1,186 @@
+"""What the commands share: exit codes, the progress bar, the tracking options, reading takes.
+
+Bad input ends with one ``error: ...`` line and exit code 2, a failure while processing with 1;
+both come from a ``FacemeshError`` (the command table in ``__init__`` catches it), so a command
+raises instead of printing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..core.camera import DEFAULT_FOV_DEG
+from ..core.errors import OutputError, SettingsError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
+NO_BPY = "pip install bpy==5.0.1 (Python 3.11), or run this inside Blender"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr; silent when stderr is not a terminal unless forced."""
+
+    def __init__(self, total: int | None, label: str = "", stream=None, enabled: bool | None = None):
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.start = time.monotonic()
+        self._last = 0.0
+        self.n = 0
+
+    def update(self, n: int, extra: str = "") -> None:
+        self.n = n
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and n != self.total):
+            return
+        self._last = now
+        rate = n / max(now - self.start, 1e-6)
+        if self.total:
+            frac = min(1.0, n / self.total)
+            bar = "#" * int(frac * 30)
+            text = f"\r{self.label} [{bar:<30}] {n}/{self.total} {rate:5.1f} fps {extra}"
+        else:
+            text = f"\r{self.label} {n} frames {rate:5.1f} fps {extra}"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def add_tracking_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="path to face_landmarker.task (default: search; see README)")
+    p.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
+    p.add_argument("--num-faces", type=int, default=1)
+    p.add_argument("--fov", type=float, default=None,
+                   help="camera's vertical field of view, degrees (default: the performer's calibration, "
+                        f"else {DEFAULT_FOV_DEG:g})")
+    p.add_argument("--performer", help="performer profile (.json, from `calibrate`): head pose from their own face")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence")
+    p.add_argument("--no-filter", action="store_true", help="switch smoothing off")
+    p.add_argument("--min-cutoff", type=float, default=None, help="One Euro min cut-off (Hz) for all channels")
+    p.add_argument("--beta", type=float, default=None, help="One Euro beta for blendshapes and pose")
+    p.add_argument("--simulate-live", action="store_true",
+                   help="play a video file at real-time pace, dropping frames like a camera")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (cameras)")
+    p.add_argument("--width", type=int, default=None, help="camera: requested width")
+    p.add_argument("--height", type=int, default=None, help="camera: requested height")
+    p.add_argument("--camera-fps", type=float, default=None, help="camera: requested fps")
+    p.add_argument("--backend", default="auto", help="camera backend: auto, v4l2, dshow, msmf, avfoundation")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def apply_performer(args) -> None:
+    """Resolve --performer and --fov into args.face_shape and args.fov."""
+    from ..core import faceshape
+    from ..core.solve.calibration import PerformerProfile
+
+    args.face_shape = None
+    if getattr(args, "performer", None):
+        shape = faceshape.of_profile(PerformerProfile.load(args.performer))
+        if shape is None:
+            raise SettingsError(f"{args.performer} has no face shape: run `python -m blender_facemesh calibrate` first")
+        args.face_shape = shape
+        if args.fov is None:
+            args.fov = shape.fov_deg
+    if args.fov is None:
+        args.fov = DEFAULT_FOV_DEG
+    check_fov(args.fov)
+
+
+def check_fov(fov) -> None:
+    if fov is not None and not 1 < fov < 179:
+        raise SettingsError("--fov must be between 1 and 179 degrees")
+
+
+def worker_settings(args, filters=None):
+    """The tracking options every tracking command shares (after apply_performer)."""
+    from ..core.capture.landmarker import LandmarkerSettings
+    from ..core.tracking.worker import WorkerSettings
+
+    return WorkerSettings(
+        landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces, delegate=args.delegate),
+        filters=filters or filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
+
+
+def filter_settings(args):
+    from ..core.solve.filters import FilterSettings
+
+    if args.no_filter:
+        return FilterSettings.off()
+    fs = FilterSettings()
+    if args.beta is not None:
+        fs.blendshapes.beta = fs.pose.beta = args.beta
+    for s in (fs.landmarks, fs.blendshapes, fs.pose):
+        if args.min_cutoff is not None:
+            s.min_cutoff = args.min_cutoff
+        s.validate()
+    return fs
+
+
+def input_path(spec: str) -> str:
+    """``sample`` is the built-in clip (made, once, from scikit-image's astronaut photo)."""
+    if spec != "sample":
+        return spec
+    from ..core.testing.synthetic import sample_clip_path
+
+    return str(sample_clip_path())
+
+
+def is_take_file(path: str) -> bool:
+    return path.lower().endswith((".npz", ".json", ".csv"))
+
+
+def writing(out, fn, *args, **kwargs):
+    """``fn(*args)``, with a failure to write ``out`` turned into the one-line error (exit 1)."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as exc:
+        raise OutputError(f"could not write {out}: {exc.strerror or exc}") from exc
+
+
+def track_file(spec: str, args, label: str = "", settings=None):
+    """A video (or image sequence) into a take, with a progress bar. Raises the core's errors."""
+    from ..core.capture.sources import SourceError, open_source
+    from ..core.tracking.worker import track_take
+
+    source = open_source(input_path(spec), fps=getattr(args, "fps", None))
+    if source.live:
+        source.close()
+        raise SourceError("a camera cannot be processed here; record it with `track` first")
+    bar = ProgressBar(source.info.frame_count, label=label or Path(source.info.name).name[:24],
+                      enabled=False if args.quiet else None)
+    try:
+        return track_take(source, settings or worker_settings(args), on_progress=lambda n, _t: bar.update(n))
+    finally:
+        bar.close()
+
+
+def load_take(path: str):
+    """A take from .npz / .json, or a Live Link Face .csv."""
+    from ..core.take import Take, TakeError
+
+    if path.lower().endswith(".csv"):
+        from ..core.formats.livelink import LiveLinkError, read_csv
+
+        try:
+            return read_csv(path)
+        except LiveLinkError as exc:
+            raise TakeError(str(exc)) from exc
+    return Take.load(path)
+
+
+def have_bpy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bpy") is not None

@@ -1,0 +1,154 @@
+"""``track``, ``batch`` and ``calibrate``: videos, image sequences and cameras into takes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..core.errors import FacemeshError
+from .blend import write_blend_file
+from .common import (EXIT_FAILED, VIDEO_EXTENSIONS, NO_BPY, ProgressBar, apply_performer, check_fov, fail,
+                     filter_settings, have_bpy, input_path, is_take_file, load_take, track_file,
+                     worker_settings)
+
+
+def cmd_track(args) -> int:
+    from ..core.capture.sources import open_source
+    from ..core.tracking.worker import CaptureWorker, WorkerError, new_take
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".json", ".npz"):
+        return fail(f"output {out} must end in .json or .npz")
+    if not 1 <= args.num_faces <= 8:
+        return fail("--num-faces must be between 1 and 8")
+    apply_performer(args)
+    filters = filter_settings(args)
+    source = open_source(input_path(args.input), fps=args.fps, simulate_live=args.simulate_live, width=args.width,
+                         height=args.height, camera_fps=args.camera_fps, backend=args.backend)
+    settings = worker_settings(args, filters)
+    info = source.info
+    take = new_take(info, settings, num_faces=args.num_faces)
+    bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
+    worker = CaptureWorker(source, settings).start()
+    t_start = time.monotonic()
+    try:
+        for sample in worker:
+            take.append(sample)
+            bar.update(len(take), f"faces {len(sample.faces)}")
+            if args.duration and time.monotonic() - t_start >= args.duration:
+                break
+    except KeyboardInterrupt:
+        print("\ninterrupted: saving what was tracked so far", file=sys.stderr)
+    except WorkerError:
+        worker.stop()
+        bar.close()
+        if len(take):
+            take.save(out)
+            print(f"partial take of {len(take)} frames saved to {out}", file=sys.stderr)
+        raise
+    finally:
+        worker.stop()
+    bar.close()
+    take.meta.update(delegate=worker.delegate, delegate_reason=worker.delegate_reason,
+                     frames_dropped=worker.frames_dropped, end_reason=worker.end_reason)
+    if len(take) == 0:
+        return fail(f"no frames could be read from {args.input}")
+    try:
+        take.save(out)
+    except (OSError, FacemeshError) as exc:
+        return fail(f"could not write {out}: {exc}", EXIT_FAILED)
+    n_face = int(take.face_present.sum())
+    print(f"wrote {out}: {len(take)} frames, face in {n_face}, {worker.frames_dropped} dropped, "
+          f"delegate {worker.delegate} ({worker.delegate_reason})")
+    return 0
+
+
+def _batch_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Videos named directly or found in folders (sorted); and the names that are neither."""
+    found, bad = [], []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.is_file():
+            found.append(p)
+        else:
+            bad.append(item)
+    return list(dict.fromkeys(found)), bad
+
+
+def cmd_batch(args) -> int:
+    """Many videos into takes (and .blend files); a bad file is reported and skipped."""
+    from ..core.capture.model import find_model
+    from ..core.capture.sources import SourceError
+
+    videos, missing = _batch_inputs(args.inputs)
+    for m in missing:
+        print(f"error: {m}: not found (give video files or folders)", file=sys.stderr)
+    if not videos:
+        return fail("no videos to process: give video files or folders holding them "
+                     f"({', '.join(VIDEO_EXTENSIONS)})")
+    if args.blend and not have_bpy():
+        return fail(f"--blend needs the bpy module: {NO_BPY}")
+    apply_performer(args)
+    find_model(args.model)
+    out_dir = Path(args.output).expanduser()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return fail(f"cannot use {out_dir} as the output folder: {exc.strerror}")
+    failed = []
+    t0 = time.monotonic()
+    for i, video in enumerate(videos, 1):
+        label = f"[{i}/{len(videos)}] {video.name[:20]}"
+        try:
+            take = track_file(str(video), args, label)
+            if not take.face_present.any():
+                raise SourceError(f"no face found in its {len(take)} frames")
+            dest = out_dir / f"{video.stem}.{args.format}"
+            take.save(dest)
+            line = f"{label}: {len(take)} frames, face in {int(take.face_present.sum())} -> {dest}"
+            if args.blend:
+                line += "; " + write_blend_file(take, out_dir / f"{video.stem}.blend", args.model)
+            print(line, flush=True)
+        except (FacemeshError, OSError) as exc:
+            failed.append((str(video), str(exc)))
+            print(f"error: {video}: {exc} (skipped)", file=sys.stderr, flush=True)
+    print(f"batch: {len(videos) - len(failed)} of {len(videos)} videos done in {time.monotonic() - t0:.1f} s"
+          + (f"; failed: {', '.join(Path(f[0]).name for f in failed)}" if failed else "")
+          + (f"; not found: {', '.join(missing)}" if missing else ""))
+    return 0 if not failed and not missing else EXIT_FAILED
+
+
+def cmd_calibrate(args) -> int:
+    from ..core import faceshape
+    from ..core.capture.landmarker import LandmarkerSettings
+    from ..core.capture.model import load_model
+    from ..core.solve.calibration import PerformerProfile
+    from ..core.solve.filters import FilterSettings
+    from ..core.tracking.worker import WorkerSettings
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        return fail(f"output {out.name} must end in .json")
+    check_fov(args.fov)
+    model = load_model(args.model)
+    if is_take_file(args.input):
+        take = load_take(args.input)
+    else:
+        # raw landmarks: smoothing would lag the turns the solve learns from
+        settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
+                                  filters=FilterSettings.off())
+        take = track_file(args.input, args, settings=settings)
+    t0 = time.monotonic()
+    calib = faceshape.from_take(take, model.canonical_vertices, fov_deg=args.fov, name=args.input)
+    solve_s = time.monotonic() - t0
+    base = PerformerProfile.load(out) if out.is_file() else PerformerProfile(name=out.stem)
+    faceshape.into_profile(base, calib).save(out)
+    fov = f"{calib.fov_deg:.1f} deg" + (" (estimated)" if calib.fov_estimated else "")
+    print(f"wrote {out}: face shape from {calib.frames_used} frames in {solve_s:.1f} s; reprojection error "
+          f"{calib.reprojection_px:.2f} px; head turns covered: yaw {calib.yaw_range_deg[0]:.0f} to "
+          f"{calib.yaw_range_deg[1]:.0f} deg, pitch {calib.pitch_range_deg[0]:.0f} to {calib.pitch_range_deg[1]:.0f} deg; "
+          f"field of view {fov}")
+    return 0
