@@ -38,6 +38,9 @@ def sample_take(sample_clip, tmp_path_factory):
 
 @pytest.fixture
 def scene(addon, tmp_path):
+    """A fresh empty file for every test (the add-on's classes, properties and load handler are
+    registered on types and survive it), so no test sees what another left behind."""
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     s = bpy.context.scene
     s.render.fps, s.render.fps_base, s.frame_start = 30, 1.0, 1
     f = s.facemesh
@@ -46,6 +49,34 @@ def scene(addon, tmp_path):
     f.mappings.clear()
     f.mapping_preset = ""
     return s
+
+
+@pytest.fixture
+def capture_rig(scene, face_model):
+    """The capture rig ("FaceMesh Rig" and "FaceMesh Face") in this test's scene; not set as the
+    scene's targets (the build_rig operator does not set them either: they fall back to it by name)."""
+    from blender_facemesh.blender.rig import build_rig
+
+    return build_rig(bpy.context, face_model)
+
+
+@pytest.fixture
+def baked(capture_rig, sample_take):
+    """The capture rig with the sample take baked onto it (keys, fitted shape keys, replay error)."""
+    _take, path = sample_take
+    assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
+    return capture_rig
+
+
+@pytest.fixture
+def listed_takes(capture_rig, sample_take, tmp_path):
+    """Three takes of this test's own in the scene's take list (each a copy of the sample take,
+    baked, which lists it); the last one is selected."""
+    take, _path = sample_take
+    paths = [take.save(tmp_path / "listed" / f"take_{i}.npz") for i in range(3)]
+    for p in paths:
+        assert bpy.ops.facemesh.bake_take(filepath=str(p)) == {"FINISHED"}
+    return paths
 
 
 def _fcurves(id_data):
@@ -89,6 +120,7 @@ def test_build_rig_creates_armature_and_face(scene, face_model):
     assert world[[362, 263], 1].mean() < eye_l[1] and abs(eye_l[2] - world[[362, 263], 2].mean()) < 0.01
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_bake_take_writes_the_take_into_fcurves(scene, sample_take):
     take, path = sample_take
     assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
@@ -112,6 +144,7 @@ def test_bake_take_writes_the_take_into_fcurves(scene, sample_take):
     assert all(len(fc.keyframe_points) == n for fc in _fcurves(face.data.shape_keys))
 
 
+@pytest.mark.usefixtures("baked")
 def test_shape_keys_are_fitted_to_the_performer(scene, sample_take):
     """The capture face's keys come from the take; the replay error is reported."""
     face = bpy.data.objects["FaceMesh Face"]
@@ -124,6 +157,7 @@ def test_shape_keys_are_fitted_to_the_performer(scene, sample_take):
     assert moved["tongueOut"] == 0.0   # ... and a channel the take never moved stays put
 
 
+@pytest.mark.usefixtures("baked")
 def test_head_bone_follows_the_known_rotation(scene, sample_take, sample_clip):
     take, _ = sample_take
     truth = sample_clip_truth(sample_clip.parent)
@@ -143,6 +177,7 @@ def test_head_bone_follows_the_known_rotation(scene, sample_take, sample_clip):
     assert a_neck / (a_neck + a_head) == pytest.approx(scene.facemesh.neck_share, abs=0.02)
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_process_video_on_the_generated_clip(scene, sample_clip, sample_take):
     take_before, _ = sample_take
     assert bpy.ops.facemesh.process_video(filepath=str(sample_clip)) == {"FINISHED"}
@@ -154,6 +189,7 @@ def test_process_video_on_the_generated_clip(scene, sample_clip, sample_take):
     np.testing.assert_allclose(jaw, saved.blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")], atol=1e-5)
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_process_video_on_real_footage_at_a_range(scene, footage):
     """25 fps footage into a 30 fps scene: keys land by timestamp."""
     clip = footage / "tv_interview_headturn_224.mp4"
@@ -170,6 +206,7 @@ def test_process_video_on_real_footage_at_a_range(scene, footage):
     assert jaw[6] == pytest.approx(take.blendshapes[5, 0, ARKIT_NAMES.index("jawOpen")], abs=1e-5)
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_live_capture_with_the_simulated_source(scene, sample_clip):
     """The timer function, called in a loop as Blender would, drives the rig; the recording is
     saved and baked when the clip ends; no thread is left behind."""
@@ -200,6 +237,7 @@ def test_live_capture_with_the_simulated_source(scene, sample_clip):
     assert not scene.facemesh.recording
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_capture_stop_keeps_the_recording(scene, sample_clip):
     from blender_facemesh.blender import live
 
@@ -221,6 +259,7 @@ def test_capture_stop_keeps_the_recording(scene, sample_clip):
     assert len(Take.load(scene.facemesh.last_take)) >= 10
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take, tmp_path):
     from blender_facemesh.core.testing.synthetic import write_clip
 
@@ -247,6 +286,7 @@ def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take,
     scene.facemesh.performer_path = ""
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_auto_map_and_bake_onto_a_character_with_other_names(scene, sample_take, tmp_path):
     _take, path = sample_take
     bpy.ops.mesh.primitive_cube_add()
@@ -279,6 +319,7 @@ def test_auto_map_and_bake_onto_a_character_with_other_names(scene, sample_take,
     f.mappings.clear()
 
 
+@pytest.mark.usefixtures("baked")
 def test_bad_input_is_reported_not_raised(scene, sample_take, tmp_path):
     _take, path = sample_take
     junk = tmp_path / "junk.npz"
@@ -332,6 +373,7 @@ def _run_live_until(live, cond, limit=3000):
         threading.Event().wait(0.01)
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_a_recording_survives_an_unwritable_takes_folder(scene, sample_clip, tmp_path):
     from blender_facemesh.blender import live
 
@@ -347,6 +389,7 @@ def test_a_recording_survives_an_unwritable_takes_folder(scene, sample_clip, tmp
     assert len(saved) >= 5 and "facemesh_takes" in scene.facemesh.last_take
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_deleting_the_target_during_a_capture_is_survived(scene, sample_clip, face_model):
     import sys
 
@@ -371,6 +414,7 @@ def test_deleting_the_target_during_a_capture_is_survived(scene, sample_clip, fa
     scene.facemesh.target_rig = scene.facemesh.target_mesh = None
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_an_error_inside_the_timer_stops_the_capture_cleanly(scene, sample_clip, monkeypatch):
     import sys
 
@@ -387,6 +431,7 @@ def test_an_error_inside_the_timer_stops_the_capture_cleanly(scene, sample_clip,
     assert "simulated bug" in live.state.message and sys.getswitchinterval() == interval
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_a_turned_character_gets_the_same_bone_rotations(scene, sample_take):
     """Rotations are in the character's own axes: where it stands in the scene does not matter."""
     _take, path = sample_take
@@ -403,6 +448,7 @@ def test_a_turned_character_gets_the_same_bone_rotations(scene, sample_take):
     np.testing.assert_allclose(np.array(turned), np.array(straight), atol=1e-5)
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_process_video_lines_up_scene_sound_and_reference(scene, footage):
     """Frames 50.. of a 25 fps clip with sound: the scene takes its rate, the sound strip starts
     so that the audio at the first tracked frame plays on the first key, and a camera shows the
@@ -428,6 +474,7 @@ def test_process_video_lines_up_scene_sound_and_reference(scene, footage):
     scene.render.fps = 30
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_a_video_without_sound_gets_no_sound_strip(scene, sample_clip):
     ed = scene.sequence_editor_create()
     strips = ed.strips if hasattr(ed, "strips") else ed.sequences
@@ -437,6 +484,7 @@ def test_a_video_without_sound_gets_no_sound_strip(scene, sample_clip):
     assert len(strips) == 0
 
 
+@pytest.mark.usefixtures("listed_takes")
 def test_takes_are_listed_renamed_rebaked_and_deleted(scene, sample_take, face_model):
     from pathlib import Path
 
@@ -462,6 +510,7 @@ def test_takes_are_listed_renamed_rebaked_and_deleted(scene, sample_take, face_m
     f.target_rig = f.target_mesh = None
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
     """Frames 15.. of the sample clip with a sound track: the audio at the first tracked frame
     (0.5 s into the video) plays on the first key."""
@@ -478,6 +527,7 @@ def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
     assert sound.frame_start + 0.5 * scene.render.fps == pytest.approx(first_key, abs=1e-3)
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_live_link_csv_export_import_and_bake(scene, sample_take, tmp_path):
     """Our take out as an iPhone Live Link Face CSV and back in, baked through the mapping."""
     from blender_facemesh.core.formats.livelink import HEADER
@@ -501,6 +551,7 @@ def test_live_link_csv_export_import_and_bake(scene, sample_take, tmp_path):
         bpy.ops.facemesh.import_livelink(filepath=str(bad))
 
 
+@pytest.mark.usefixtures("capture_rig")
 def test_reference_camera_sees_the_mesh_on_the_face(scene, sample_clip):
     """Through the reference camera, the capture face's vertices land on the tracked landmarks
     of the video frame, at the first frame and later ones (head turned)."""
