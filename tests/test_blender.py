@@ -332,6 +332,7 @@ def test_bad_input_is_reported_not_raised(scene, sample_take, tmp_path):
     cube = bpy.context.active_object
     with pytest.raises(RuntimeError, match="no shape keys"):
         bpy.ops.facemesh.bake_take(filepath=str(path), face=cube.name, rig="")
+    assert scene.facemesh.target_mesh is None  # the failed bake did not keep the cube as the target
     with pytest.raises(RuntimeError, match="no target"):
         bpy.ops.facemesh.bake_take(filepath=str(path), face="nope")
     with pytest.raises(RuntimeError, match="no shape keys"):

@@ -21,6 +21,7 @@ class FACEMESH_OT_bake_take(bpy.types.Operator):
         from ..core.take import Take
 
         s = context.scene.facemesh
+        before = s.target_mesh, s.target_rig  # a bake that fails leaves the scene's targets as they were
         for attr, kind, prop in (("face", "MESH", "target_mesh"), ("rig", "ARMATURE", "target_rig")):
             name = getattr(self, attr)
             if name:
@@ -38,6 +39,7 @@ class FACEMESH_OT_bake_take(bpy.types.Operator):
             take = Take.load(bpy.path.abspath(path))
             done = bake_with_scene(context, take)
         except FacemeshError as exc:
+            s.target_mesh, s.target_rig = before
             self.report({"ERROR"}, f"cannot bake: {exc}")
             return {"CANCELLED"}
         list_take(context.scene, take, bpy.path.abspath(path))
