@@ -24,6 +24,16 @@ def _is_armature(_self, obj):
     return obj.type == "ARMATURE"
 
 
+def _is_character(_self, obj):
+    return obj.type in ("ARMATURE", "MESH", "EMPTY")
+
+
+GAZE_ITEMS = [("AUTO", "Automatic", "Eye bones where the armature has them, else the eyeLook shape keys"),
+              ("BONES", "Eye Bones", "Turn the eye bones; eyeLook shape keys are left alone"),
+              ("KEYS", "Shape Keys", "Drive the eyeLook shape keys; eye bones are left alone"),
+              ("BOTH", "Both", "Eye bones and eyeLook keys (only for rigs whose keys do not move the eyeballs)")]
+
+
 def _recording_changed(self, context):
     from .blender import live
 
@@ -40,6 +50,13 @@ class FACEMESH_PG_mapping(bpy.types.PropertyGroup):
     clamp_min: FloatProperty(name="Min", default=0.0, soft_min=-1.0, soft_max=1.0)
     clamp_max: FloatProperty(name="Max", default=1.0, soft_min=0.0, soft_max=2.0)
     enabled: BoolProperty(name="On", default=True)
+
+
+class FACEMESH_PG_key(bpy.types.PropertyGroup):
+    """A shape key of the character that the mapping leaves undriven, and why."""
+
+    name: StringProperty(name="Shape Key")
+    reason: StringProperty(name="Why", description="Why it is not driven")
 
 
 class FACEMESH_PG_take(bpy.types.PropertyGroup):
@@ -65,14 +82,23 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     recording: BoolProperty(name="Record", default=False, update=_recording_changed,
                             description="Record the live capture into a take; it is baked when recording stops")
 
-    target_mesh: PointerProperty(name="Face", type=bpy.types.Object, poll=_is_mesh,
-                                 description="Mesh whose shape keys receive the expressions")
+    character: PointerProperty(
+        name="Character", type=bpy.types.Object, poll=_is_character,
+        description="The character to animate: its armature, or its mesh (or the empty above its meshes) "
+                    "when it has no armature. Its meshes with shape keys and its head, neck and eye bones are found")
+    target_mesh: PointerProperty(name="Face Mesh", type=bpy.types.Object, poll=_is_mesh,
+                                 description="Override: the mesh whose shape keys come first (empty: found from the character)")
     target_rig: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
-                                description="Armature whose head, neck and eye bones receive the pose")
-    head_bone: StringProperty(name="Head", default="head")
-    neck_bone: StringProperty(name="Neck", default="neck")
-    eye_left_bone: StringProperty(name="Left Eye", default="eye.L")
-    eye_right_bone: StringProperty(name="Right Eye", default="eye.R")
+                                description="Override: the armature that gets the head pose (empty: the character's)")
+    head_bone: StringProperty(name="Head", default="", description="Empty: found by name and hierarchy")
+    neck_bone: StringProperty(name="Neck", default="", description="Empty: found by name and hierarchy")
+    eye_left_bone: StringProperty(name="Left Eye", default="", description="Empty: found by name and hierarchy")
+    eye_right_bone: StringProperty(name="Right Eye", default="", description="Empty: found by name and hierarchy")
+    gaze: EnumProperty(name="Gaze", items=GAZE_ITEMS, default="AUTO",
+                       description="What the performer's gaze drives (never both unless asked)")
+    eye_range: FloatProperty(name="Eye Range", min=0.0, max=60.0, default=30.0, precision=1,
+                             description="How far the eye bones turn sideways at a full look (degrees); "
+                                         "stylised eyes want less")
     neck_share: FloatProperty(name="Neck Share", min=0.0, max=1.0, default=0.3, subtype="FACTOR",
                               description="How much of the head's rotation the neck bone takes")
     use_location: BoolProperty(name="Head Location", default=False,
@@ -83,6 +109,8 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     mappings: CollectionProperty(type=FACEMESH_PG_mapping)
     mapping_index: IntProperty(default=0)
     mapping_preset: StringProperty(name="Preset", default="")
+    undriven: CollectionProperty(type=FACEMESH_PG_key, description="The character's keys Auto Map left undriven")
+    undriven_index: IntProperty(default=0)
 
     performer_path: StringProperty(name="Performer", subtype="FILE_PATH",
                                    description="Performer calibration (neutral and ranges), a .json file")
@@ -106,7 +134,7 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     frame_end: IntProperty(name="End", min=0, default=0, description="Last video frame (0: to the end)")
 
 
-classes = (FACEMESH_PG_mapping, FACEMESH_PG_take, FACEMESH_PG_settings)
+classes = (FACEMESH_PG_mapping, FACEMESH_PG_key, FACEMESH_PG_take, FACEMESH_PG_settings)
 
 
 def register():

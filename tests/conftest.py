@@ -91,3 +91,44 @@ def sample_clip_with_sound(sample_clip, tmp_path_factory):
     if not out.is_file():
         pytest.fail("could not make the clip with sound: " + proc.stderr[-1500:])
     return out
+
+
+# --- Blender (the bpy module): tests/test_blender.py, tests/test_characters.py -----------------
+
+@pytest.fixture(scope="module")
+def addon():
+    """The add-on registered in this process (real Blender, the bpy module)."""
+    bpy = pytest.importorskip("bpy")
+    import blender_facemesh
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    blender_facemesh.register()
+    yield blender_facemesh
+    blender_facemesh.unregister()
+
+
+@pytest.fixture(scope="module")
+def sample_take(sample_clip, tmp_path_factory):
+    from blender_facemesh.core.capture.sources import VideoFileSource
+    from blender_facemesh.core.solve.filters import FilterSettings
+    from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
+
+    take = track_take(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off()))
+    return take, take.save(tmp_path_factory.mktemp("take") / "sample.npz")
+
+
+@pytest.fixture
+def scene(addon, tmp_path):
+    """A fresh empty file for every test (the add-on's classes, properties and load handler are
+    registered on types and survive it), so no test sees what another left behind."""
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    s = bpy.context.scene
+    s.render.fps, s.render.fps_base, s.frame_start = 30, 1.0, 1
+    f = s.facemesh
+    f.take_dir = str(tmp_path / "takes")
+    f.performer_path, f.target_mesh, f.target_rig, f.character = "", None, None, None
+    f.mappings.clear()
+    f.mapping_preset = ""
+    return s

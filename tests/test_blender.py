@@ -9,46 +9,14 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender_facemesh.core.capture.sources import SimulatedLiveSource, VideoFileSource  # noqa: E402
+from blender_facemesh.core.capture.sources import SimulatedLiveSource  # noqa: E402
 from blender_facemesh.core.channels import ARKIT_NAMES  # noqa: E402
 from blender_facemesh.core.rotations import rotation_angle_deg  # noqa: E402
-from blender_facemesh.core.solve.filters import FilterSettings  # noqa: E402
 from blender_facemesh.core.take import Take  # noqa: E402
 from blender_facemesh.core.testing.synthetic import sample_clip_truth  # noqa: E402
-from blender_facemesh.core.tracking.worker import WorkerSettings, track_take  # noqa: E402
+from blender_facemesh.core.tracking.worker import WorkerSettings  # noqa: E402
 
 C = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])  # camera -> Blender world
-
-
-@pytest.fixture(scope="module")
-def addon():
-    import blender_facemesh
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    blender_facemesh.register()
-    yield blender_facemesh
-    blender_facemesh.unregister()
-
-
-@pytest.fixture(scope="module")
-def sample_take(sample_clip, tmp_path_factory):
-    take = track_take(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off()))
-    return take, take.save(tmp_path_factory.mktemp("take") / "sample.npz")
-
-
-@pytest.fixture
-def scene(addon, tmp_path):
-    """A fresh empty file for every test (the add-on's classes, properties and load handler are
-    registered on types and survive it), so no test sees what another left behind."""
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    s = bpy.context.scene
-    s.render.fps, s.render.fps_base, s.frame_start = 30, 1.0, 1
-    f = s.facemesh
-    f.take_dir = str(tmp_path / "takes")
-    f.performer_path, f.target_mesh, f.target_rig = "", None, None
-    f.mappings.clear()
-    f.mapping_preset = ""
-    return s
 
 
 @pytest.fixture

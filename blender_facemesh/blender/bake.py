@@ -32,15 +32,19 @@ def write_shape_fit(face, fit) -> None:
     face.data.update()
 
 
-def bake_take(context, take, face=None, rig=None, *, mapping=None, bones: dict | None = None,
+def bake_take(context, take, character, *, mapping=None, bones: dict | None = None,
               profile=None, face_id=None, missing: str = "HOLD", neck_share: float = 0.3,
-              use_location: bool = False, fit_shapes: bool = False,
-              action_name: str = "FaceMesh Take", scene=None) -> dict:
-    """Bulk-write the take's keys; returns counts (and the shape fit's replay error) for the
-    report. Raises TargetError / ValueError before writing anything when something is wrong."""
+              use_location: bool = False, fit_shapes: bool = False, eye_range_deg: float = 30.0,
+              take_name: str = "Take", scene=None) -> dict:
+    """Bulk-write the take's keys into the take's own action; returns counts, what was driven
+    and warnings for the report. Raises TargetError / ValueError before writing anything when
+    something is wrong."""
     from ..core.animation.retarget import Mapping
 
     scene = scene or context.scene
+    if character is None:
+        raise TargetError("no character to bake onto: pick your character (its armature or mesh) "
+                          "or build the capture rig")
     fps = scene.render.fps / scene.render.fps_base
     rest = None  # the performer's calibrated rest, else the one the live preview used, else the first frame
     if profile is not None and getattr(profile, "head_rest", None) is not None:
@@ -49,33 +53,52 @@ def bake_take(context, take, face=None, rig=None, *, mapping=None, bones: dict |
         rest = np.asarray(take.meta["head_rest"], np.float64).reshape(4, 4)
     curves = take_to_curves(take, fps, scene.frame_start, face_id, missing, rest=rest, profile=profile)
     face_writer = rig_writer = fit = None
-    if face is not None:
+    warnings = []
+    meshes = character.meshes
+    for m in meshes:
+        if m.data.shape_keys is None or len(m.data.shape_keys.key_blocks) < 2:
+            raise TargetError(f"{m.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
+    if meshes:
         if mapping is None:
-            keys = face.data.shape_keys if face.type == "MESH" else None
-            if keys is None:
-                raise TargetError(f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
-            mapping = Mapping.auto_map([kb.name for kb in keys.key_blocks])
-        face_writer = FaceWriter(face, mapping)
-        if fit_shapes and is_capture_face(face):
+            mapping = Mapping.auto_map(character.key_names, moving=character.moving)
+        if len(mapping.targets):
+            face_writer = FaceWriter(meshes, mapping)
+        else:
+            warnings.append(f"no shape key of {character.name} matches a tracked channel "
+                            f"({len(character.key_names)} keys, none driven): open Mapping and run "
+                            "Map by Looking, or map keys by hand")
+        face = meshes[0]
+        if face_writer is not None and fit_shapes and is_capture_face(face):
             from ..core.solve.shapefit import ShapeFitError, fit_from_take
 
             try:
                 fit = fit_from_take(take, face_id=face_id, profile=profile)
             except ShapeFitError:
                 fit = None  # a JSON take has no mesh: keys are still baked, the shapes stay
-    if rig is not None:
-        rig_writer = RigWriter(rig, bones or {"head": "head", "neck": "neck"})
+    if character.rig is not None:
+        if bones and bones.get("head"):
+            rig_writer = RigWriter(character.rig, bones, character.facing)
+        else:
+            warnings.append(f"no head bone found in {character.rig.name}: set the Head bone in the Character panel")
     if face_writer is None and rig_writer is None:
-        raise TargetError("no target to bake onto: pick a face mesh or an armature")
+        raise TargetError(warnings[0] if warnings else
+                          f"nothing to bake onto in {character.name}: it has no shape keys and no armature")
 
-    done = {"frames": len(curves.frames), "shape_keys": 0, "bones": 0, "replay_error_mm": None}
+    from .keyframes import take_action
+
+    action = take_action(take_name)
+    done = {"frames": len(curves.frames), "shape_keys": 0, "bones": 0, "replay_error_mm": None,
+            "action": action.name, "meshes": [], "channels": 0, "warnings": warnings,
+            "character": character.summary()}
     if fit is not None:
         write_shape_fit(face, fit)
         done["replay_error_mm"] = float(fit.rms_mm)
     if face_writer is not None:
-        done["shape_keys"] = face_writer.bake(curves.frames, curves.blendshapes, action_name)
+        done["shape_keys"] = face_writer.bake(curves.frames, curves.blendshapes, action)
+        done["meshes"] = [m.name for m in face_writer.meshes]
+        done["channels"] = len({c.source for c in mapping.channels if c.enabled})
     if rig_writer is not None:
         channels = rig_channels(curves.head_quaternion, curves.head_location, curves.blendshapes,
-                                neck_share, use_location, rig_writer.has_neck)
-        done["bones"] = rig_writer.bake(curves.frames, channels, action_name)
+                                neck_share, use_location, rig_writer.has_neck, eye_range_deg)
+        done["bones"] = rig_writer.bake(curves.frames, channels, action)
     return done

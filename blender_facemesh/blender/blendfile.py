@@ -29,9 +29,9 @@ def write_blend(take, out: Path, model_path=None) -> str:
     scene = bpy.context.scene
     match_scene_to_take(scene, take)
     build_rig(bpy.context, load_model(model_path))
-    done = bake_with_scene(bpy.context, take, scene)
     out.parent.mkdir(parents=True, exist_ok=True)
     take_path = take.save(out.with_suffix(".npz"))
+    done = bake_with_scene(bpy.context, take, scene, take_path)
     list_take(scene, take, take_path)
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
     return f"wrote {out}: the capture rig with {describe(done)}; the take is in {take_path.name}"

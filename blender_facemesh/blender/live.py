@@ -38,6 +38,7 @@ class _State:
     rest: np.ndarray | None = None
     neck_share = 0.3
     use_location = False
+    eye_range = 30.0
     scene_name = ""
     switch_interval: float | None = None
     shape_request = None                # (canonical, fov) while a head-turn stretch is gathered
@@ -67,6 +68,7 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     state.session, state.face, state.rig, state.profile = session, face_writer, rig_writer, prof
     state.rest = np.asarray(prof.head_rest, np.float64) if prof is not None and prof.head_rest is not None else None
     state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
+    state.eye_range = scene.facemesh.eye_range
     state.scene_name = scene.name
     state.bake_on_stop = bake_on_stop
     state.message = STARTING
@@ -84,9 +86,15 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
 
 
 def _writers(scene):
-    face, rig = options.targets(scene)
-    face_writer = FaceWriter(face, options.mapping(scene, face)) if face is not None else None
-    rig_writer = RigWriter(rig, options.bones(scene)) if rig is not None else None
+    """The same writers a bake uses: every keyed mesh of the character, its head/neck/eye bones
+    in its own facing frame."""
+    ch = options.character(scene)
+    if ch is None:
+        return None, None
+    mapping = options.mapping(scene, ch) if ch.meshes else None
+    face_writer = FaceWriter(ch.meshes, mapping) if mapping is not None and len(mapping.targets) else None
+    bones = options.bones(scene, ch)
+    rig_writer = RigWriter(ch.rig, bones, ch.facing) if ch.rig is not None and bones.get("head") else None
     return face_writer, rig_writer
 
 
@@ -162,7 +170,7 @@ def apply_face(face) -> None:
             state.rest = np.asarray(face.head_matrix, np.float64)  # first face seen = rest
         quats, loc = pose_to_blender(face.head_matrix[None], state.rest)
         state.rig.apply(rig_channels(quats, loc, scores, state.neck_share, state.use_location,
-                                     state.rig.has_neck))
+                                     state.rig.has_neck, state.eye_range))
 
 
 def update_preview(sample) -> None:

@@ -13,7 +13,6 @@ from ..core.camera import DEFAULT_FOV_DEG
 from ..core.solve.filters import FilterSettings, OneEuroSettings
 from ..core.capture.landmarker import LandmarkerSettings
 from ..core.tracking.worker import WorkerSettings
-from .rig import FACE_NAME, RIG_NAME
 
 PREVIEW_WIDTH = 320
 
@@ -64,22 +63,35 @@ def worker_settings(context, preview: bool = False) -> WorkerSettings:
                           preview_rate=rate if preview else 0.0)
 
 
+def character(scene):
+    """The scene's character resolved (meshes, armature, bones, facing), or None."""
+    from .character import pick
+
+    return pick(scene)
+
+
 def targets(scene):
-    """(face, rig): the chosen targets, else the capture rig when it exists."""
-    s = scene.facemesh
-    face = s.target_mesh or bpy.data.objects.get(FACE_NAME)
-    rig = s.target_rig or bpy.data.objects.get(RIG_NAME)
-    if face is not None and face.type != "MESH":
-        face = None
-    if rig is not None and rig.type != "ARMATURE":
-        rig = None
-    return face, rig
+    """(main mesh, armature) of the scene's character; either may be None."""
+    ch = character(scene)
+    if ch is None:
+        return None, None
+    return (ch.meshes[0] if ch.meshes else None), ch.rig
 
 
-def bones(scene) -> dict:
-    s = scene.facemesh
-    return {"head": s.head_bone, "neck": s.neck_bone, "eye_left": s.eye_left_bone,
-            "eye_right": s.eye_right_bone}
+def gaze_on_bones(scene, ch) -> bool:
+    """Whether the gaze turns eye bones (and so leaves the eyeLook keys alone)."""
+    g = scene.facemesh.gaze
+    has_eyes = ch is not None and ch.rig is not None and bool(ch.bones.get("eye_left") or ch.bones.get("eye_right"))
+    return has_eyes and g in ("AUTO", "BONES", "BOTH")
+
+
+def bones(scene, ch) -> dict:
+    """Role -> bone name for the rig writer (eye bones only when the gaze goes to them)."""
+    found = dict(ch.bones.bones) if ch is not None else {}
+    if not gaze_on_bones(scene, ch):
+        found.pop("eye_left", None)
+        found.pop("eye_right", None)
+    return found
 
 
 def profile(scene):
@@ -122,22 +134,49 @@ def face_shape(scene):
         return None  # a broken face shape is reported where it is applied
 
 
-def mapping(scene, face):
-    """The mapping list in the panel, or an automatic one for ``face`` when the list is empty."""
+def mapping(scene, ch):
+    """The mapping list in the panel, or an automatic one for the character when the list is
+    empty; without eyeLook channels when the gaze turns eye bones (unless asked for both)."""
     from ..core.animation.retarget import ChannelMapping, Mapping
 
     items = scene.facemesh.mappings
     if len(items):
-        return Mapping([ChannelMapping(m.source, m.target, m.gain, m.offset, m.clamp_min, m.clamp_max, m.enabled)
-                        for m in items], preset=scene.facemesh.mapping_preset)
-    if face is None or face.data.shape_keys is None:
+        m = Mapping([ChannelMapping(i.source, i.target, i.gain, i.offset, i.clamp_min, i.clamp_max, i.enabled)
+                     for i in items], preset=scene.facemesh.mapping_preset)
+    elif ch is None or not ch.meshes:
         return None
-    return Mapping.auto_map([kb.name for kb in face.data.shape_keys.key_blocks])
+    else:
+        m = Mapping.auto_map(ch.key_names, moving=ch.moving)
+    if ch is not None and gaze_on_bones(scene, ch) and not _gaze_both(scene, ch):
+        m.channels = [c for c in m.channels if not c.source.startswith("eyeLook")]
+    return m
+
+
+def _gaze_both(scene, ch) -> bool:
+    """Asked for, or the capture face: its eyeLook keys are the performer's own eyelid shapes
+    and it has no eyeballs for the eye bones to turn twice."""
+    from .bake import is_capture_face
+
+    g = scene.facemesh.gaze
+    return g == "BOTH" or (g == "AUTO" and bool(ch.meshes) and is_capture_face(ch.meshes[0]))
 
 
 def fill_mapping_list(scene, mapping) -> None:
+    """The mapping into the panel's list, and every key it leaves undriven into the other list."""
     items = scene.facemesh.mappings
     items.clear()
+    undriven = scene.facemesh.undriven
+    undriven.clear()
+    used = set(mapping.targets)
+    empty = set(mapping.empty_targets)
+    for name in mapping.unmatched_targets:
+        it = undriven.add()
+        it.name = name
+        it.reason = "deforms nothing" if name in empty else "no channel matches its name"
+    for name in mapping.empty_targets:
+        if name in used:
+            it = undriven.add()
+            it.name, it.reason = name, "mapped, but deforms nothing"
     for m in mapping.channels:
         it = items.add()
         it.source, it.target, it.gain, it.offset = m.source, m.target, m.gain, m.offset
@@ -157,9 +196,9 @@ def take_dir(scene) -> Path:
 
 
 def bake_kwargs(scene) -> dict:
-    """Everything bake_take needs besides the take and targets."""
+    """Everything bake_take needs besides the take."""
     s = scene.facemesh
-    face, rig = targets(scene)
-    return {"face": face, "rig": rig, "mapping": mapping(scene, face) if face else None,
-            "bones": bones(scene), "profile": profile(scene), "missing": s.missing,
-            "neck_share": s.neck_share, "use_location": s.use_location, "fit_shapes": s.fit_shapes}
+    ch = character(scene)
+    return {"character": ch, "mapping": mapping(scene, ch), "bones": bones(scene, ch),
+            "profile": profile(scene), "missing": s.missing, "neck_share": s.neck_share,
+            "use_location": s.use_location, "fit_shapes": s.fit_shapes, "eye_range_deg": s.eye_range}

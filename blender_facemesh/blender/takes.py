@@ -44,12 +44,18 @@ def list_take(scene, take, path) -> None:
     s.last_take = path
 
 
-def bake_with_scene(context, take, scene=None) -> dict:
-    """Bake with the scene's targets and settings; raises FacemeshError (TargetError, TakeError...) untouched."""
+def take_name(path) -> str:
+    """What a take is called in the list and in its action's name: its file's stem."""
+    return Path(str(path)).stem if path else "Take"
+
+
+def bake_with_scene(context, take, scene=None, path=None) -> dict:
+    """Bake with the scene's character and settings into the take's own action (named after
+    the take file ``path``); raises FacemeshError (TargetError, TakeError...) untouched."""
     from .bake import bake_take
 
     scene = scene or context.scene
-    done = bake_take(context, take, scene=scene, **options.bake_kwargs(scene))
+    done = bake_take(context, take, scene=scene, take_name=take_name(path), **options.bake_kwargs(scene))
     if done.get("replay_error_mm") is not None:
         scene.facemesh.replay_error_mm = done["replay_error_mm"]
     return done
@@ -57,9 +63,23 @@ def bake_with_scene(context, take, scene=None) -> dict:
 
 def describe(done: dict) -> str:
     text = f"baked {done['frames']} frames ({done['shape_keys']} shape-key keys, {done['bones']} bone keys)"
+    meshes = done.get("meshes") or []
+    if meshes:
+        text += f" onto {len(meshes)} mesh{'es' if len(meshes) != 1 else ''}, {done.get('channels', 0)} channels"
+    if done.get("action"):
+        text += f", action {done['action']!r}"
     if done.get("replay_error_mm") is not None:
         text += f"; shape keys fitted, replay error {done['replay_error_mm']:.2f} mm RMS"
+    if done.get("character"):
+        text += f"; character {done['character']}"
+    for w in done.get("warnings") or ():
+        text += f"; WARNING: {w}"
     return text
+
+
+def report_level(done: dict) -> set:
+    """A bake with warnings is reported as a warning, not as plain success."""
+    return {"WARNING"} if done.get("warnings") else {"INFO"}
 
 
 def save_and_bake(take, scene, bake: bool = True) -> dict:
@@ -74,7 +94,7 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
     out = {"take": str(path), "frames": len(take), "message": f"saved {len(take)} frames to {path}"}
     if bake and scene is not None:
         try:
-            done = bake_with_scene(bpy.context, take, scene)
+            done = bake_with_scene(bpy.context, take, scene, path)
         except FacemeshError as exc:
             out["message"] += f"; not baked: {exc}"
         else:

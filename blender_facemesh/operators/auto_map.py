@@ -4,52 +4,63 @@ PRESET_ITEMS = [("AUTO", "Automatic", "Try every preset and keep the one that ma
                 ("ARKIT", "ARKit", "Apple's 52 names, in any spelling (eyeBlink_L, EyeBlinkLeft, ...)"),
                 ("VRM", "VRM / VRoid", "VRM 1.0 expressions and VRM 0.x / VRoid blend shapes"),
                 ("RPM", "Ready Player Me", "ARKit names plus mouthOpen / mouthSmile"),
-                ("CC", "Character Creator", "Reallusion CC4 names (Eye_Blink_L, Mouth_Smile_L, ...)")]
+                ("CC", "Character Creator", "Reallusion CC4 names (Eye_Blink_L, Mouth_Smile_L, ...)"),
+                ("UNIFIED", "Unified Expressions", "VRChat face-tracking names (EyeClosedLeft, MouthCornerPullLeft, ...)"),
+                ("METAHUMAN", "MetaHuman", "MetaHuman control curves (CTRL_expressions_jawOpen, ...)")]
 
 
-def _target_face(context, name):
+def _character(context, name):
+    """The character whose keys are mapped: the scene's, or the named mesh (which becomes the
+    scene's face mesh override)."""
     from ..blender import options
 
-    face = bpy.data.objects.get(name) if name else options.targets(context.scene)[0]
-    if face is None:
-        return None, "no target mesh: pick the face mesh in the Target section (or build the capture rig)"
-    if face.type != "MESH" or face.data.shape_keys is None:
-        return None, f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh"
-    return face, ""
+    s = context.scene.facemesh
+    if name:
+        face = bpy.data.objects.get(name)
+        if face is None or face.type != "MESH" or face.data.shape_keys is None:
+            what = face.name if face is not None else name
+            return None, f"{what} has no shape keys: add ARKit-named shape keys or pick another mesh"
+        s.target_mesh = face
+    ch = options.character(context.scene)
+    if ch is None:
+        return None, "no character: pick your character in the Character panel (or build the capture rig)"
+    if not ch.meshes:
+        return None, f"{ch.name} has no mesh with shape keys: add ARKit-named shape keys or pick another character"
+    return ch, ""
 
 
 class FACEMESH_OT_auto_map(bpy.types.Operator):
-    """Match the target mesh's shape keys to the 52 tracked channels by name (any case,
-    underscores, side suffixes), with presets for common character standards"""
+    """Match the character's shape keys (on all its meshes) to the 52 tracked channels by name
+    (any case, underscores, side suffixes), with presets for common character standards; keys
+    that deform nothing are passed over"""
 
     bl_idname = "facemesh.auto_map"
     bl_label = "Auto Map"
     bl_options = {"REGISTER", "UNDO"}
 
     preset: bpy.props.EnumProperty(name="Preset", items=PRESET_ITEMS, default="AUTO")
-    face: bpy.props.StringProperty(name="Face Mesh", description="Target mesh; empty: the scene's target")
+    face: bpy.props.StringProperty(name="Face Mesh", description="Mesh to map; empty: the scene's character")
 
     def execute(self, context):
         from ..blender import options
         from ..core.animation.retarget import Mapping
 
-        face, err = _target_face(context, self.face)
-        if face is None:
+        ch, err = _character(context, self.face)
+        if ch is None:
             self.report({"ERROR"}, err)
             return {"CANCELLED"}
-        names = [kb.name for kb in face.data.shape_keys.key_blocks]
-        mapping = Mapping.auto_map(names, preset=self.preset)
+        names = ch.key_names
+        mapping = Mapping.auto_map(names, preset=self.preset, moving=ch.moving)
         if not len(mapping):
-            self.report({"ERROR"}, f"none of {face.name}'s {len(names) - 1} shape keys matches a tracked channel; "
-                                   "try another preset or add mappings by hand")
+            self.report({"ERROR"}, f"none of {ch.name}'s {len(names)} shape keys matches a tracked channel; "
+                                   "try Map by Looking, another preset, or add mappings by hand")
             return {"CANCELLED"}
-        s = context.scene.facemesh
-        s.target_mesh = face
         options.fill_mapping_list(context.scene, mapping)
-        text = f"{len(mapping.targets)} shape keys of {face.name} mapped ({mapping.preset})"
-        if mapping.unmatched_targets:
-            text += f"; not driven: {', '.join(mapping.unmatched_targets[:6])}"
-            text += "..." if len(mapping.unmatched_targets) > 6 else ""
+        text = (f"{len(mapping.targets)} shape keys of {ch.name} mapped ({mapping.preset}) on "
+                f"{len(ch.meshes)} mesh{'es' if len(ch.meshes) != 1 else ''}")
+        n_undriven = len(context.scene.facemesh.undriven)
+        if n_undriven:
+            text += f"; {n_undriven} keys not driven (listed in the Mapping panel)"
         self.report({"INFO"}, text)
         return {"FINISHED"}
 
@@ -105,8 +116,8 @@ class FACEMESH_OT_mapping_load(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         options.fill_mapping_list(context.scene, m)
-        face = options.targets(context.scene)[0]
-        keys = face.data.shape_keys.key_blocks if face is not None and face.data.shape_keys else {}
+        ch = options.character(context.scene)
+        keys = set(ch.key_names) if ch is not None else set()
         absent = [t for t in m.targets if t not in keys]
         text = f"loaded {len(m)} mappings"
         if absent:

@@ -32,11 +32,12 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
         text = f"imported {len(take)} frames at {take.fps:g} fps as {path.name}"
         if self.bake:
             try:
-                text += "; " + describe(bake_with_scene(context, take))
+                done = bake_with_scene(context, take, path=path)
+                text += "; " + describe(done)
             except FacemeshError as exc:
                 self.report({"WARNING"}, f"{text}; not baked: {exc}")
                 return {"FINISHED"}
-        self.report({"INFO"}, text)
+        self.report({"WARNING"} if "WARNING:" in text else {"INFO"}, text)
         return {"FINISHED"}
 
     def invoke(self, context, event):

@@ -58,6 +58,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
                                        description="First video frame to track (0-based)")
     frame_end: bpy.props.IntProperty(name="Last Frame", min=-1, default=-1,
                                      description="Last video frame to track (-1: to the end)")
+    character: bpy.props.StringProperty(name="Character", description="Character object; empty: the scene's")
     face: bpy.props.StringProperty(name="Face Mesh", description="Target mesh; empty: the scene's target")
     rig: bpy.props.StringProperty(name="Armature", description="Target armature; empty: the scene's target")
     bake: bpy.props.BoolProperty(name="Bake", default=True)
@@ -82,7 +83,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
 
         err = options.check_model(context) or self._check_targets(context)
         if not err and self.bake and options.targets(context.scene) == (None, None):
-            err = "no target to bake onto: build the capture rig or pick your mesh and armature (or turn Bake off)"
+            err = "no character to bake onto: pick your character, or build the capture rig (or turn Bake off)"
         if err:
             self.report({"ERROR"}, err)
             return False
@@ -96,14 +97,15 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
     def _check_targets(self, context):
         """Named targets override the scene's; a name that does not exist is an error."""
         s = context.scene.facemesh
-        for attr, kind in (("face", "MESH"), ("rig", "ARMATURE")):
+        for attr, kinds, prop in (("character", ("ARMATURE", "MESH", "EMPTY"), "character"),
+                                  ("face", ("MESH",), "target_mesh"), ("rig", ("ARMATURE",), "target_rig")):
             name = getattr(self, attr)
             if not name:
                 continue
             obj = bpy.data.objects.get(name)
-            if obj is None or obj.type != kind:
-                return f"no {kind.lower()} object named {name!r}"
-            setattr(s, "target_mesh" if attr == "face" else "target_rig", obj)
+            if obj is None or obj.type not in kinds:
+                return f"no {'character' if attr == 'character' else kinds[0].lower()} object named {name!r}"
+            setattr(s, prop, obj)
         return ""
 
     def _finish(self, context):
@@ -128,7 +130,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         text = f"take saved to {path.name}"
         if self.bake:
             try:
-                done = bake_with_scene(context, take)
+                done = bake_with_scene(context, take, path=path)
             except FacemeshError as exc:
                 self.report({"ERROR"}, f"saved the take to {path.name} but could not bake: {exc}")
                 return {"CANCELLED"}
@@ -156,7 +158,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
                 # a movie clip plays one frame per scene frame: it only stays in step at its own rate
                 text += (f" (the video is {take.fps:g} fps and the scene {scene_fps:g} fps, so the background "
                          "drifts: turn on Match Scene)")
-        self.report({"INFO"}, text)
+        self.report({"WARNING"} if "WARNING:" in text else {"INFO"}, text)
         return {"FINISHED"}
 
     def execute(self, context):

@@ -29,6 +29,46 @@ class FACEMESH_OT_take_bake(bpy.types.Operator):
             return {"CANCELLED"}
 
 
+class FACEMESH_OT_take_use(bpy.types.Operator):
+    """Put the selected take's baked action back on the character (armature and every mesh's
+    shape keys); the other takes' actions stay in the file"""
+
+    bl_idname = "facemesh.take_use"
+    bl_label = "Use Take's Action"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: bpy.props.IntProperty(default=-1, options={"SKIP_SAVE"})
+
+    def execute(self, context):
+        from ..blender import options
+        from ..blender.keyframes import assign_action, take_actions
+        from ..blender.takes import take_name
+
+        item, _ = _current(context, self.index)
+        if item is None:
+            self.report({"ERROR"}, "no take selected: record or process one first")
+            return {"CANCELLED"}
+        action = take_actions().get(take_name(item.filepath))
+        if action is None:
+            self.report({"ERROR"}, f"take {item.name} has not been baked in this file: bake it first")
+            return {"CANCELLED"}
+        ch = options.character(context.scene)
+        if ch is None:
+            self.report({"ERROR"}, "no character: pick your character first")
+            return {"CANCELLED"}
+        slots = {(s.target_id_type, s.name_display) for s in action.slots}
+        ids = [ch.rig] if ch.rig is not None else []
+        ids += [m.data.shape_keys for m in ch.meshes if m.data.shape_keys is not None]
+        used = [i for i in ids if (i.id_type, i.name) in slots]
+        for id_data in used:
+            assign_action(id_data, action)
+        if not used:
+            self.report({"ERROR"}, f"{action.name} was baked onto another character: bake the take onto {ch.name}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{action.name} is on {ch.name} ({len(used)} slots)")
+        return {"FINISHED"}
+
+
 class FACEMESH_OT_take_delete(bpy.types.Operator):
     """Remove the selected take from the list, and its file too if asked"""
 

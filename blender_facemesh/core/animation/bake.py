@@ -119,11 +119,16 @@ def take_to_curves(take, scene_fps: float, frame_start: int = 1, face_id: int | 
     return BakeCurves(frames, vals[:, :52], q, near, vals[:, 56:59])
 
 
-def eye_quaternions(scores: np.ndarray) -> np.ndarray:
+EYE_RANGE_DEG = 30.0  # a human eye's sideways reach; stylised eyes want less (a per-character setting)
+
+
+def eye_quaternions(scores: np.ndarray, eye_range_deg: float = EYE_RANGE_DEG) -> np.ndarray:
     """(N, 52) scores -> (N, 2, 4) eye rotations (left, right) in Blender world axes at rest:
-    yaw about +Z toward the performer's left (+X), pitch up about -X."""
+    yaw about +Z toward the performer's left (+X), pitch up about -X. ``eye_range_deg``: the
+    sideways turn at a full eyeLook score; up and down scale with it."""
     scores = np.asarray(scores, np.float64).reshape(-1, 52)
-    ang = eye_rotations(np.nan_to_num(scores))
+    k = float(eye_range_deg) / EYE_RANGE_DEG
+    ang = eye_rotations(np.nan_to_num(scores), EYE_RANGE_DEG * k, 25.0 * k, 30.0 * k)
     yaw, pitch = ang[..., 0] / 2, -ang[..., 1] / 2
     # Rz(yaw) * Rx(pitch) as quaternions: (cz, 0, 0, sz) * (cx, sx, 0, 0)
     cz, sz, cx, sx = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
@@ -133,7 +138,8 @@ def eye_quaternions(scores: np.ndarray) -> np.ndarray:
 
 
 def rig_channels(quats: np.ndarray, loc: np.ndarray, scores: np.ndarray | None, neck_share: float = 0.3,
-                 use_location: bool = False, has_neck: bool = True) -> dict:
+                 use_location: bool = False, has_neck: bool = True,
+                 eye_range_deg: float = EYE_RANGE_DEG) -> dict:
     """What each bone role gets, in world axes: {'neck'|'head'|'eye_left'|'eye_right':
     (quaternions (N, 4), location (N, 3) metres or None)}. Without a neck bone the head takes
     the whole rotation and the location."""
@@ -145,6 +151,6 @@ def rig_channels(quats: np.ndarray, loc: np.ndarray, scores: np.ndarray | None, 
     else:
         out["head"] = (np.asarray(quats, np.float64), loc if use_location else None)
     if scores is not None:
-        eyes = eye_quaternions(scores)
+        eyes = eye_quaternions(scores, eye_range_deg)
         out["eye_left"], out["eye_right"] = (eyes[:, 0], None), (eyes[:, 1], None)
     return out

@@ -73,10 +73,11 @@ def _is_basis(name: str) -> bool:
 # missing: driving both would open the mouth twice.
 
 def _both(src: str, *cands) -> dict:
-    """Left and Right entries from one template: {Side} = Left/Right, {s} = L/R, {o} = opposite."""
+    """Left and Right entries from one template: {Side} = Left/Right, {s} = L/R, {o} = the
+    opposite letter, {OSide} = the opposite word."""
     out = {}
-    for side, s, o in (("Left", "L", "R"), ("Right", "R", "L")):
-        fmt = lambda c: c.format(Side=side, s=s, o=o)  # noqa: E731
+    for side, s, o, oside in (("Left", "L", "R", "Right"), ("Right", "R", "L", "Left")):
+        fmt = lambda c: c.format(Side=side, s=s, o=o, OSide=oside)  # noqa: E731
         out[src.format(Side=side)] = [tuple(map(fmt, c)) if isinstance(c, tuple) else fmt(c)
                                       for c in cands]
     return out
@@ -120,19 +121,77 @@ _CC = {  # Character Creator 4 "Extended" facial profile
 
 _VRM = {  # VRM 1.0 expression names, then VRM 0.x clip names, then VRoid's Fcl_ mesh keys
     **_both("eyeBlink{Side}", "blink{Side}", "Fcl_EYE_Close_{s}", "blink", "Fcl_EYE_Close"),
-    "jawOpen": ["aa", "A", "Fcl_MTH_A"],
-    "mouthFunnel": ["ou", "U", "Fcl_MTH_U"],
-    "mouthPucker": ["ou", "U", "Fcl_MTH_U"],
-    **_both("mouthStretch{Side}", "ee", "E", "Fcl_MTH_E"),
-    **_both("mouthSmile{Side}", "happy", "joy", "Fcl_ALL_Joy"),
-    **_both("mouthFrown{Side}", "sad", "sorrow", "Fcl_ALL_Sorrow"),
-    **_both("browDown{Side}", "angry", "Fcl_ALL_Angry"),
-    **_both("eyeWide{Side}", "surprised", "Fcl_ALL_Surprised"),
+    **_both("mouthSmile{Side}", "happy", "joy", "Fcl_MTH_Joy", "Fcl_ALL_Joy"),
+    **_both("mouthFrown{Side}", "sad", "sorrow", "Fcl_MTH_Sorrow", "Fcl_ALL_Sorrow"),
+    **_both("browDown{Side}", "angry", "Fcl_BRW_Angry", "Fcl_ALL_Angry"),
+    "browInnerUp": ["Fcl_BRW_Sorrow"],
+    **_both("browOuterUp{Side}", "Fcl_BRW_Surprised"),
+    **_both("eyeWide{Side}", "surprised", "Fcl_EYE_Surprised", "Fcl_ALL_Surprised"),
     **_both("cheekSquint{Side}", "relaxed", "fun", "Fcl_ALL_Fun"),
     **_both("eyeLookUp{Side}", "lookUp"),
     **_both("eyeLookDown{Side}", "lookDown"),
     "eyeLookOutLeft": ["lookLeft"], "eyeLookInRight": ["lookLeft"],  # the character's left
     "eyeLookInLeft": ["lookRight"], "eyeLookOutRight": ["lookRight"],
+}
+
+_UNIFIED = {  # VRChat's Unified Expressions (VRCFaceTracking) where they differ from ARKit's
+    **_both("eyeBlink{Side}", "EyeClosed{Side}"),
+    **_both("browDown{Side}", "BrowLowerer{Side}"),
+    "browInnerUp": [("BrowInnerUpLeft", "BrowInnerUpRight")],
+    "cheekPuff": [("CheekPuffLeft", "CheekPuffRight")],
+    "mouthClose": ["MouthClosed"],
+    "mouthFunnel": [("LipFunnelUpperLeft", "LipFunnelUpperRight", "LipFunnelLowerLeft", "LipFunnelLowerRight")],
+    "mouthPucker": [("LipPuckerUpperLeft", "LipPuckerUpperRight", "LipPuckerLowerLeft", "LipPuckerLowerRight"),
+                    ("LipPuckerLeft", "LipPuckerRight")],
+    "mouthRollUpper": [("LipSuckUpperLeft", "LipSuckUpperRight")],
+    "mouthRollLower": [("LipSuckLowerLeft", "LipSuckLowerRight")],
+    **_both("mouthSmile{Side}", "MouthCornerPull{Side}"),
+    **_both("mouthFrown{Side}", "MouthCornerSlant{Side}"),
+    "mouthShrugUpper": ["MouthRaiserUpper"], "mouthShrugLower": ["MouthRaiserLower"],
+}
+
+_MH = "CTRL_expressions_"
+_METAHUMAN = {  # MetaHuman's facial control curves, as their morph targets are named
+    **_both("eyeBlink{Side}", _MH + "eyeBlink{s}"),
+    **_both("eyeWide{Side}", _MH + "eyeWiden{s}"),
+    **_both("eyeSquint{Side}", _MH + "eyeSquintInner{s}"),
+    **_both("eyeLookUp{Side}", _MH + "eyeLookUp{s}"),
+    **_both("eyeLookDown{Side}", _MH + "eyeLookDown{s}"),
+    **_both("eyeLookIn{Side}", _MH + "eyeLook{OSide}{s}"),
+    **_both("eyeLookOut{Side}", _MH + "eyeLook{Side}{s}"),
+    **_both("browDown{Side}", _MH + "browDown{s}"),
+    "browInnerUp": [(_MH + "browRaiseInL", _MH + "browRaiseInR")],
+    **_both("browOuterUp{Side}", _MH + "browRaiseOuter{s}"),
+    **_both("cheekSquint{Side}", _MH + "eyeCheekRaise{s}"),
+    "cheekPuff": [(_MH + "mouthCheekBlowL", _MH + "mouthCheekBlowR")],
+    **_both("noseSneer{Side}", _MH + "noseWrinkle{s}"),
+    "jawOpen": [_MH + "jawOpen"], "jawForward": [_MH + "jawFwd"],
+    "jawLeft": [_MH + "jawLeft"], "jawRight": [_MH + "jawRight"],
+    "mouthLeft": [_MH + "mouthLeft"], "mouthRight": [_MH + "mouthRight"],
+    **_both("mouthSmile{Side}", _MH + "mouthCornerPull{s}"),
+    **_both("mouthFrown{Side}", _MH + "mouthCornerDepress{s}"),
+    **_both("mouthStretch{Side}", _MH + "mouthStretch{s}"),
+    **_both("mouthDimple{Side}", _MH + "mouthDimple{s}"),
+    **_both("mouthPress{Side}", (_MH + "mouthPressU{s}", _MH + "mouthPressD{s}")),
+    **_both("mouthUpperUp{Side}", _MH + "mouthUpperLipRaise{s}"),
+    **_both("mouthLowerDown{Side}", _MH + "mouthLowerLipDepress{s}"),
+    "mouthFunnel": [tuple(_MH + f"mouthFunnel{x}" for x in ("UL", "UR", "DL", "DR"))],
+    "mouthPucker": [tuple(_MH + f"mouthLipsPurse{x}" for x in ("UL", "UR", "DL", "DR"))],
+    "mouthRollUpper": [(_MH + "mouthUpperLipRollInL", _MH + "mouthUpperLipRollInR")],
+    "mouthRollLower": [(_MH + "mouthLowerLipRollInL", _MH + "mouthLowerLipRollInR")],
+    "tongueOut": [_MH + "tongueOut"],
+}
+
+# Visemes, for characters made for lip sync. The tracker gives no visemes, so the mouth channels
+# stand in (docs/retargeting.md): the open jaw is "aa", the funnel "oh", the pucker "ou", the
+# stretch "ee", the smile "ih", pressed lips "PP". Last resort, after every expression preset.
+VISEMES = {
+    "jawOpen": ["aa", "ah", "A", "Fcl_MTH_A", "viseme_aa"],
+    "mouthFunnel": ["oh", "O", "Fcl_MTH_O", "viseme_O"],
+    "mouthPucker": ["ou", "uu", "U", "Fcl_MTH_U", "viseme_U"],
+    **_both("mouthStretch{Side}", "ee", "E", "Fcl_MTH_E", "viseme_E"),
+    **_both("mouthSmile{Side}", "ih", "I", "Fcl_MTH_I", "viseme_I"),
+    **_both("mouthPress{Side}", "viseme_PP", "PP"),
 }
 
 _RPM_FALLBACK = {  # Ready Player Me: ARKit names, plus older keys for avatars without them
@@ -149,18 +208,22 @@ PRESETS: dict[str, dict[str, list]] = {
     "RPM": {n: [n] + _RPM_FALLBACK.get(n, []) for n in ARKIT_NAMES},
     "CC": _CC,
     "VRM": _VRM,
+    "UNIFIED": _UNIFIED,
+    "METAHUMAN": _METAHUMAN,
 }
 # Names a preset recognises without driving them; they only break ties when AUTO picks a preset.
 _KNOWN = {
     "RPM": ["viseme_" + v for v in "sil PP FF TH DD kk CH SS nn RR aa E I O U".split()],
-    "VRM": ["neutral", "ih", "oh", "I", "O", "Fcl_MTH_I", "Fcl_MTH_O", "Fcl_ALL_Neutral"],
+    "VRM": ["neutral", "aa", "ih", "ou", "ee", "oh", "A", "I", "U", "E", "O", "Fcl_MTH_I", "Fcl_MTH_O", "Fcl_ALL_Neutral", "Fcl_MTH_Neutral",
+            "Fcl_EYE_Natural", "Fcl_BRW_Fun", "Fcl_BRW_Joy", "Fcl_MTH_Up", "Fcl_MTH_Down", "Fcl_MTH_Small",
+            "Fcl_MTH_Large", "Fcl_EYE_Joy", "Fcl_EYE_Fun", "Fcl_EYE_Angry", "Fcl_EYE_Sorrow"],
 }
 
 
 @cache
 def _preset_keys(preset: str) -> frozenset:
     names = list(_KNOWN.get(preset, []))
-    for cands in PRESETS[preset].values():
+    for cands in (PRESETS.get(preset) or VISEMES).values():
         for c in cands:
             names += list(c) if isinstance(c, tuple) else [c]
     return frozenset(map(normalize_name, names))
@@ -197,7 +260,8 @@ class Mapping:
     channels: list[ChannelMapping] = field(default_factory=list)
     preset: str = "CUSTOM"
     unmatched_sources: list[str] = field(default_factory=list)
-    unmatched_targets: list[str] = field(default_factory=list)
+    unmatched_targets: list[str] = field(default_factory=list)  # the character's keys left undriven
+    empty_targets: list[str] = field(default_factory=list)      # keys that deform nothing (driven only as a last resort)
 
     def __iter__(self):
         return iter(self.channels)
@@ -219,46 +283,59 @@ class Mapping:
     # --- matching ------------------------------------------------------------------------------
 
     @classmethod
-    def auto_map(cls, target_names, preset: str = "AUTO") -> "Mapping":
-        """Match every ARKit channel to the character's keys; "AUTO" keeps the best preset.
+    def auto_map(cls, target_names, preset: str = "AUTO", moving=None) -> "Mapping":
+        """Match every ARKit channel to the character's keys; "AUTO" uses every preset.
 
         Per channel: a key with the same normalised name first, else the preset's candidates
-        in order. AUTO picks the preset driving the most keys, ties going to the one that
-        recognises more of the character's names, then to PRESETS order (ARKIT first).
+        in order, else (AUTO) the other presets' and then the visemes (``VISEMES``). AUTO
+        tries the presets in the order of how many of the character's names each recognises
+        (ties in PRESETS order, ARKIT first) and reports the first as the preset.
+        ``moving``: the names of the keys that deform something; when given, a key outside
+        it is chosen only where no candidate deforms anything (all are in ``empty_targets``).
         """
         names = [str(n) for n in target_names]
         if preset == "AUTO":
-            built = [cls._build(names, p) for p in PRESETS]
-            known = [sum(normalize_name(n) in _preset_keys(p) for n in names) for p in PRESETS]
-            return max(zip(built, known), key=lambda bk: (len(bk[0].targets), bk[1]))[0]
+            known = {p: sum(normalize_name(n) in _preset_keys(p) for n in names) for p in PRESETS}
+            order = sorted(PRESETS, key=lambda p: -known[p])  # stable: ties keep PRESETS order
+            return cls._build(names, [PRESETS[p] for p in order] + [VISEMES], order[0], moving)
         if preset not in PRESETS:
             raise MappingError(f"unknown preset {preset!r}; choose AUTO or one of {list(PRESETS)}")
-        return cls._build(names, preset)
+        return cls._build(names, [PRESETS[preset]], preset, moving)
 
     @classmethod
-    def _build(cls, names: list[str], preset: str) -> "Mapping":
+    def _build(cls, names: list[str], presets: list[dict], label: str, moving=None) -> "Mapping":
+        moving = None if moving is None else set(moving)
         by_key: dict[str, list[str]] = {}
         for n in names:
             if not _is_basis(n):
                 by_key.setdefault(normalize_name(n), []).append(n)
+        empty = set() if moving is None else {n for n in names if n not in moving}
 
-        def find(cand: str) -> str | None:  # one key per candidate; an exact spelling wins
-            hits = by_key.get(normalize_name(cand))
+        def find(cand: str, allow_empty: bool) -> str | None:  # one key per candidate; an exact spelling wins
+            hits = by_key.get(normalize_name(cand)) or []
+            if not allow_empty:
+                hits = [h for h in hits if h not in empty]
             return (cand if cand in hits else hits[0]) if hits else None
+
+        def search(src: str, allow_empty: bool) -> list[str]:
+            if t := find(src, allow_empty):
+                return [t]
+            for cand in (c for p in presets for c in p.get(src, [])):
+                found = [t for c in (cand if isinstance(cand, tuple) else (cand,)) if (t := find(c, allow_empty))]
+                if found:
+                    return found
+            return []
 
         channels, unmatched = [], []
         for src in ARKIT_NAMES:
-            found = [t] if (t := find(src)) else []
-            for cand in ([] if found else PRESETS[preset].get(src, [])):
-                found = [t for t in map(find, cand if isinstance(cand, tuple) else (cand,)) if t]
-                if found:
-                    break
+            # a key that deforms nothing only where no candidate deforms anything
+            found = search(src, False) or (search(src, True) if empty else [])
             channels += [ChannelMapping(src, t) for t in dict.fromkeys(found)]
             if not found:
                 unmatched.append(src)
         used = {c.target for c in channels}
         rest = [n for n in names if n not in used and not _is_basis(n)]
-        return cls(channels, preset, unmatched, rest)
+        return cls(channels, label, unmatched, rest, [n for n in names if n in empty and not _is_basis(n)])
 
     # --- evaluation ----------------------------------------------------------------------------
 
@@ -281,7 +358,8 @@ class Mapping:
         return {"format": FORMAT, "version": VERSION, "preset": self.preset,
                 "channels": [asdict(c) for c in self.channels],
                 "unmatched_sources": list(self.unmatched_sources),
-                "unmatched_targets": list(self.unmatched_targets)}
+                "unmatched_targets": list(self.unmatched_targets),
+                "empty_targets": list(self.empty_targets)}
 
     @classmethod
     def from_dict(cls, d) -> "Mapping":
@@ -298,7 +376,7 @@ class Mapping:
         if not isinstance(chans, list):
             raise MappingError("'channels' must be a list")
         lists = {}
-        for key in ("unmatched_sources", "unmatched_targets"):
+        for key in ("unmatched_sources", "unmatched_targets", "empty_targets"):
             lst = d.get(key, [])
             if not isinstance(lst, list) or not all(isinstance(x, str) for x in lst):
                 raise MappingError(f"'{key}' must be a list of names")
@@ -372,9 +450,9 @@ class CompiledMapping:
         return out[0] if single else out
 
 
-def auto_map(target_names, preset: str = "AUTO") -> Mapping:
+def auto_map(target_names, preset: str = "AUTO", moving=None) -> Mapping:
     """Module-level alias of `Mapping.auto_map`."""
-    return Mapping.auto_map(target_names, preset)
+    return Mapping.auto_map(target_names, preset, moving)
 
 
 # --- eyes ----------------------------------------------------------------------------------------
