@@ -219,3 +219,35 @@ def test_live_drives_every_mesh(scene):
     face.apply(scores)
     for m in face.meshes:
         assert m.data.shape_keys.key_blocks["Surprised"].value == pytest.approx(0.8)
+
+
+class _RecordingLayout:
+    """Stands in for Blender's UI layout, which needs a window (none here): records labels."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def label(self, text="", **_kw):
+        self.texts.append(text)
+
+    def __getattr__(self, name):
+        if name in ("row", "column", "box", "split"):
+            return lambda *a, **k: self
+        return lambda *a, **k: type("Op", (), {})()  # prop, operator, template_list...: nothing to record
+
+    def __setattr__(self, name, value):
+        if name == "texts":
+            object.__setattr__(self, name, value)
+
+
+def test_the_panels_show_what_was_found(scene):
+    load("valid_Black_M_2_Casual.glb")
+    scene.facemesh.character = bpy.data.objects["Reference"]
+    from blender_facemesh import ui
+
+    texts = []
+    for cls in ui.classes:
+        if issubclass(cls, bpy.types.Panel):
+            cls.draw(type("P", (), {"layout": _RecordingLayout(texts)})(), bpy.context)
+    assert "head: Head" in texts and "eye left: LeftEye" in texts
+    assert "H_DDS_HighRes: 65 shape keys" in texts

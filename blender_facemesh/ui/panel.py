@@ -161,21 +161,72 @@ class FACEMESH_PT_performer(_Panel, bpy.types.Panel):
                            f"pitch {shape.pitch_range_deg[0]:.0f}..{shape.pitch_range_deg[1]:.0f} deg covered")
 
 
+_character_cache = {"key": None, "character": None}
+
+
+def _found_character(scene):
+    """The character as the add-on resolves it, re-resolved only when the picks change (the
+    panel redraws often; resolving reads every key's vertices)."""
+    s = scene.facemesh
+    key = tuple((o.name, o.as_pointer()) if o is not None else None
+                for o in (s.character, s.target_mesh, s.target_rig))
+    key += (s.head_bone, s.neck_bone, s.eye_left_bone, s.eye_right_bone, len(bpy.data.objects))
+    if key != _character_cache["key"]:
+        from ..blender import options
+
+        try:
+            ch = options.character(scene)
+        except ReferenceError:
+            ch = None
+        _character_cache.update(key=key, character=ch)
+    return _character_cache["character"]
+
+
 class FACEMESH_PT_target(_Panel, bpy.types.Panel):
-    bl_label = "Target"
+    bl_label = "Character"
 
     def draw(self, context):
         s = context.scene.facemesh
         layout = self.layout
-        layout.operator("facemesh.build_rig", icon="ARMATURE_DATA")
-        layout.prop(s, "target_mesh")
-        layout.prop(s, "target_rig")
-        if s.target_rig is not None:
-            col = layout.column(align=True)
-            for name in ("head_bone", "neck_bone", "eye_left_bone", "eye_right_bone"):
-                col.prop_search(s, name, s.target_rig.data, "bones")
+        layout.prop(s, "character")
+        if s.character is None:
+            layout.operator("facemesh.build_rig", icon="ARMATURE_DATA")
+        ch = _found_character(context.scene)
+        box = layout.box()
+        if ch is None:
+            box.label(text="pick your character (its armature, or its mesh)", icon="INFO")
+        else:
+            col = box.column(align=True)
+            col.scale_y = 0.8
+            for m in ch.meshes:
+                n = len(m.data.shape_keys.key_blocks) - 1 if m.data.shape_keys else 0
+                col.label(text=f"{m.name}: {n} shape keys", icon="SHAPEKEY_DATA")
+            if ch.rig is not None:
+                for role in ("head", "neck", "eye_left", "eye_right"):
+                    bone = ch.bones.get(role)
+                    col.label(text=f"{role.replace('_', ' ')}: {bone or 'not found'}",
+                              icon="BONE_DATA" if bone else "ERROR")
+            col.label(text=f"facing from {ch.facing_from}", icon="ORIENTATION_VIEW")
+        col = layout.column(align=True)
+        col.prop(s, "gaze")
+        col.prop(s, "eye_range")
         layout.prop(s, "neck_share", slider=True)
         layout.prop(s, "use_location")
+        sub = layout.column(align=True)
+        sub.label(text="Overrides (empty: found automatically)")
+        sub.prop(s, "target_mesh")
+        sub.prop(s, "target_rig")
+        rig = ch.rig if ch is not None else None
+        if rig is not None:
+            for name in ("head_bone", "neck_bone", "eye_left_bone", "eye_right_bone"):
+                sub.prop_search(s, name, rig.data, "bones")
+
+
+class FACEMESH_UL_undriven(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):
+        row = layout.row(align=True)
+        row.label(text=item.name, icon="SHAPEKEY_DATA")
+        row.label(text=item.reason)
 
 
 class FACEMESH_PT_mapping(_Panel, bpy.types.Panel):
@@ -192,6 +243,9 @@ class FACEMESH_PT_mapping(_Panel, bpy.types.Panel):
         if s.mapping_preset:
             layout.label(text=f"preset: {s.mapping_preset}")
         layout.template_list("FACEMESH_UL_mappings", "", s, "mappings", s, "mapping_index", rows=6)
+        if len(s.undriven):
+            layout.label(text=f"not driven: {len(s.undriven)} keys")
+            layout.template_list("FACEMESH_UL_undriven", "", s, "undriven", s, "undriven_index", rows=3)
         if 0 <= s.mapping_index < len(s.mappings):
             item = s.mappings[s.mapping_index]
             col = layout.column(align=True)
@@ -218,7 +272,9 @@ class FACEMESH_PT_bake(_Panel, bpy.types.Panel):
         col = row.column(align=True)
         col.operator("facemesh.take_delete", text="", icon="X")
         col.operator("facemesh.bake_take", text="", icon="FILEBROWSER").filepath = ""
-        layout.operator("facemesh.take_bake", icon="KEYINGSET")
+        row = layout.row(align=True)
+        row.operator("facemesh.take_bake", icon="KEYINGSET")
+        row.operator("facemesh.take_use", text="Use Action", icon="ACTION")
         row = layout.row(align=True)
         row.operator("facemesh.import_livelink", text="Import CSV", icon="IMPORT")
         row.operator("facemesh.export_livelink", text="Export CSV", icon="EXPORT")
