@@ -193,3 +193,72 @@ def test_eye_rotations_signs_and_limits():
     np.testing.assert_allclose(r[3, :, 1], [-math.radians(15)] * 2)
     s[0, i["eyeLookOutLeft"]] = np.nan
     assert np.isnan(eye_rotations(s)[0, 0, 0]) and not np.isnan(eye_rotations(s)[0, 1, 0])
+
+
+# --- finding a character's bones and keys -----------------------------------------------------
+
+def _chain(*names):
+    from blender_facemesh.core.animation.character import BoneInfo
+
+    out, parent = [], None
+    for n in names:
+        if isinstance(n, tuple):  # siblings under the last bone
+            out += [BoneInfo(x, parent) for x in n]
+        else:
+            out.append(BoneInfo(n, parent))
+            parent = n
+    return out
+
+
+@pytest.mark.parametrize("bones, want", [
+    (_chain("mixamorig:Hips", "mixamorig:Neck", "mixamorig:Head", ("mixamorig:HeadTop_End", "mixamorig:LeftEye", "mixamorig:RightEye")),
+     ("mixamorig:Head", "mixamorig:Neck", "mixamorig:LeftEye", "mixamorig:RightEye")),
+    (_chain("Hips", "Spine", "Neck", "Head", ("HeadTop_End", "LeftEye", "RightEye")), ("Head", "Neck", "LeftEye", "RightEye")),
+    (_chain("J_Bip_C_Hips", "J_Bip_C_Neck", "J_Bip_C_Head", ("J_Adj_L_FaceEye", "J_Adj_R_FaceEye", "J_Sec_Hair1_01")),
+     ("J_Bip_C_Head", "J_Bip_C_Neck", "J_Adj_L_FaceEye", "J_Adj_R_FaceEye")),
+    (_chain("CC_Base_Hip", "CC_Base_NeckTwist01", "CC_Base_NeckTwist02", "CC_Base_Head", ("CC_Base_L_Eye", "CC_Base_R_Eye")),
+     ("CC_Base_Head", "CC_Base_NeckTwist02", "CC_Base_L_Eye", "CC_Base_R_Eye")),
+    (_chain("hip", "neckLower", "neckUpper", "head", ("lEye", "rEye", "upperFaceRig")), ("head", "neckUpper", "lEye", "rEye")),
+    (_chain("pelvis", "neck_01", "neck_02", "head", ("FACIAL_L_Eye", "FACIAL_R_Eye")), ("head", "neck_02", "FACIAL_L_Eye", "FACIAL_R_Eye")),
+    (_chain("root", "DEF-spine.004", "neck", "head", ("ORG-eye.L", "ORG-eye.R", "MCH-eye.L", "lid.T.L")),
+     ("head", "neck", "ORG-eye.L", "ORG-eye.R")),
+    (_chain("chest_Armature", "neck_Armature", "head_Armature", ("brow1.l_Armature",)), ("head_Armature", "neck_Armature", None, None)),
+    (_chain("spine", "upper_chest", "Head", ("Eye_L", "Eye_R")), ("Head", "upper_chest", "Eye_L", "Eye_R")),
+], ids=["mixamo", "rpm", "vroid", "cc4", "daz", "unreal", "rigify", "gltf-suffix", "neck-by-hierarchy"])
+def test_head_neck_and_eyes_are_found_in_every_dialect(bones, want):
+    from blender_facemesh.core.animation.character import find_bones
+
+    found = find_bones(bones)
+    assert tuple(found.get(r) for r in ("head", "neck", "eye_left", "eye_right")) == want
+
+
+def test_bone_overrides_win_only_when_the_bone_exists():
+    from blender_facemesh.core.animation.character import find_bones
+
+    bones = _chain("Neck", "Head", ("LeftEye", "RightEye", "Jaw"))
+    assert find_bones(bones, {"head": "Jaw", "neck": ""}).get("head") == "Jaw"
+    assert find_bones(bones, {"head": "head"}).get("head") == "Head"  # an old default that is not there
+
+
+def test_a_key_that_deforms_nothing_loses_to_one_that_works():
+    names = ["Basis", *ARKIT_NAMES, "Fcl_MTH_A", "Fcl_EYE_Close_L", "Fcl_EYE_Close_R"]
+    moving = set(names) - {"jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "tongueOut"}
+    m = auto_map(names, moving=moving).by_source()
+    assert m["jawOpen"] == ["Fcl_MTH_A"] and m["eyeBlinkLeft"] == ["Fcl_EYE_Close_L"]
+    assert m["tongueOut"] == ["tongueOut"]  # nothing else to drive it: an empty key is still better than none
+    assert auto_map(names, moving=moving).empty_targets == ["eyeBlinkLeft", "eyeBlinkRight", "jawOpen", "tongueOut"]
+
+
+def test_more_naming_schemes_and_visemes():
+    from blender_facemesh.core.animation.retarget import VISEMES
+
+    unified = ["EyeClosedLeft", "EyeClosedRight", "JawOpen", "MouthCornerPullLeft", "BrowLowererLeft"]
+    m = auto_map(unified).by_source()
+    assert m["eyeBlinkLeft"] == ["EyeClosedLeft"] and m["mouthSmileLeft"] == ["MouthCornerPullLeft"]
+    mh = ["CTRL_expressions_jawOpen", "CTRL_expressions_eyeBlinkL", "CTRL_expressions_eyeLookRightL"]
+    m = auto_map(mh).by_source()
+    assert m["eyeBlinkLeft"] == ["CTRL_expressions_eyeBlinkL"] and m["eyeLookInLeft"] == ["CTRL_expressions_eyeLookRightL"]
+    vowels = auto_map(["Basis", "aa", "ih", "ou", "ee", "oh"]).by_source()
+    assert vowels["jawOpen"] == ["aa"] and vowels["mouthFunnel"] == ["oh"] and vowels["mouthPucker"] == ["ou"]
+    assert auto_map(["jawOpen", "viseme_aa"]).by_source()["jawOpen"] == ["jawOpen"]  # visemes only as a last resort
+    assert "jawOpen" in VISEMES
