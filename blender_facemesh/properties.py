@@ -111,6 +111,9 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     mapping_preset: StringProperty(name="Preset", default="")
     undriven: CollectionProperty(type=FACEMESH_PG_key, description="The character's keys Auto Map left undriven")
     undriven_index: IntProperty(default=0)
+    transfer: CollectionProperty(type=FACEMESH_PG_key,
+                                 description="How closely the character follows the performer, per channel")
+    transfer_index: IntProperty(default=0)
 
     performer_path: StringProperty(name="Performer", subtype="FILE_PATH",
                                    description="Performer calibration (neutral and ranges), a .json file")

@@ -240,12 +240,18 @@ class FACEMESH_PT_mapping(_Panel, bpy.types.Panel):
         row.operator_menu_enum("facemesh.auto_map", "preset", text="Auto Map")
         row.operator("facemesh.mapping_load", text="", icon="FILEBROWSER")
         row.operator("facemesh.mapping_save", text="", icon="FILE_TICK")
+        row = layout.row(align=True)
+        row.operator("facemesh.map_by_looking", icon="HIDE_OFF")
+        row.operator("facemesh.check_transfer", icon="GRAPH")
         if s.mapping_preset:
             layout.label(text=f"preset: {s.mapping_preset}")
         layout.template_list("FACEMESH_UL_mappings", "", s, "mappings", s, "mapping_index", rows=6)
         if len(s.undriven):
             layout.label(text=f"not driven: {len(s.undriven)} keys")
             layout.template_list("FACEMESH_UL_undriven", "", s, "undriven", s, "undriven_index", rows=3)
+        if len(s.transfer):
+            layout.label(text="transfer (correlation with the performer)")
+            layout.template_list("FACEMESH_UL_undriven", "transfer", s, "transfer", s, "transfer_index", rows=3)
         if 0 <= s.mapping_index < len(s.mappings):
             item = s.mappings[s.mapping_index]
             col = layout.column(align=True)
