@@ -147,9 +147,14 @@ def mapping(scene, ch):
         return None
     else:
         m = Mapping.auto_map(ch.key_names, moving=ch.moving)
-    if ch is not None and gaze_on_bones(scene, ch) and not _gaze_both(scene, ch):
+    if not gaze_keys_driven(scene, ch):
         m.channels = [c for c in m.channels if not c.source.startswith("eyeLook")]
     return m
+
+
+def gaze_keys_driven(scene, ch) -> bool:
+    """Whether the eyeLook channels drive shape keys (they do not while eye bones take the gaze)."""
+    return ch is None or not gaze_on_bones(scene, ch) or _gaze_both(scene, ch)
 
 
 def _gaze_both(scene, ch) -> bool:
