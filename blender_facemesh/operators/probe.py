@@ -3,6 +3,22 @@ import bpy
 SMILE, BLINK = ("mouthSmileLeft", "mouthSmileRight"), ("eyeBlinkLeft", "eyeBlinkRight")
 
 
+def _with_progress(op, context, what: str, fn):
+    """Run ``fn(on_progress)`` with the progress bar; a FacemeshError becomes the report
+    "could not <what>: ..." and None."""
+    from ..core.errors import FacemeshError
+
+    wm = context.window_manager
+    wm.progress_begin(0, 100)
+    try:
+        return fn(lambda p: wm.progress_update(int(p * 90)))
+    except FacemeshError as exc:
+        op.report({"ERROR"}, f"could not {what}: {exc}")
+        return None
+    finally:
+        wm.progress_end()
+
+
 def _character(self, context):
     from ..blender import options
 
@@ -28,7 +44,6 @@ class FACEMESH_OT_map_by_looking(bpy.types.Operator):
     def execute(self, context):
         from ..blender import options
         from ..blender.probe import map_by_looking
-        from ..core.errors import FacemeshError
 
         ch = _character(self, context)
         if ch is None:
@@ -43,16 +58,11 @@ class FACEMESH_OT_map_by_looking(bpy.types.Operator):
             from ..core.animation.retarget import Mapping
 
             names = Mapping.auto_map(ch.key_names, moving=ch.moving)
-        wm = context.window_manager
-        wm.progress_begin(0, 100)
-        try:
-            mapping, added, silent = map_by_looking(scene, ch, names, options.model_path(context), self.every_key,
-                                                    on_progress=lambda p: wm.progress_update(int(p * 90)))
-        except FacemeshError as exc:
-            self.report({"ERROR"}, f"could not map by looking: {exc}")
+        got = _with_progress(self, context, "map by looking", lambda progress: map_by_looking(
+            scene, ch, names, options.model_path(context), self.every_key, on_progress=progress))
+        if got is None:
             return {"CANCELLED"}
-        finally:
-            wm.progress_end()
+        mapping, added, silent = got
         options.fill_mapping_list(scene, mapping)
         for name in silent:
             item = next((u for u in scene.facemesh.undriven if u.name == name), None)
@@ -86,7 +96,6 @@ class FACEMESH_OT_check_transfer(bpy.types.Operator):
 
         from ..blender import options
         from ..blender.probe import check_transfer
-        from ..core.errors import FacemeshError
         from ..core.take import Take
 
         ch = _character(self, context)
@@ -97,18 +106,12 @@ class FACEMESH_OT_check_transfer(bpy.types.Operator):
         if not s.last_take:
             self.report({"ERROR"}, "no baked take to check: process a video or bake a take first")
             return {"CANCELLED"}
-        wm = context.window_manager
-        wm.progress_begin(0, 100)
-        try:
-            take = Take.load(bpy.path.abspath(s.last_take))
-            mapping = options.mapping(scene, ch)
-            done = check_transfer(scene, ch, take, mapping, self.frames, options.model_path(context),
-                                  options.profile(scene), on_progress=lambda p: wm.progress_update(int(p * 90)))
-        except FacemeshError as exc:
-            self.report({"ERROR"}, f"could not check the transfer: {exc}")
+        mapping = options.mapping(scene, ch)
+        done = _with_progress(self, context, "check the transfer", lambda progress: check_transfer(
+            scene, ch, Take.load(bpy.path.abspath(s.last_take)), mapping, self.frames, options.model_path(context),
+            options.profile(scene), on_progress=progress))
+        if done is None:
             return {"CANCELLED"}
-        finally:
-            wm.progress_end()
         corr = done["correlation"]
         s.transfer.clear()
         driven = sorted({c.source for c in mapping.channels if c.enabled}) if mapping is not None else []

@@ -7,6 +7,14 @@ def _current(context, index):
     return (s.takes[i], i) if 0 <= i < len(s.takes) else (None, i)
 
 
+def _selected(op, context):
+    """The take the operator works on, or None after reporting that there is none."""
+    item, _ = _current(context, op.index)
+    if item is None:
+        op.report({"ERROR"}, "no take selected: record or process one first")
+    return item
+
+
 class FACEMESH_OT_take_bake(bpy.types.Operator):
     """Bake the selected take onto the current targets (pick another target first to re-bake
     the take onto it)"""
@@ -18,9 +26,8 @@ class FACEMESH_OT_take_bake(bpy.types.Operator):
     index: bpy.props.IntProperty(default=-1, options={"SKIP_SAVE"})
 
     def execute(self, context):
-        item, _ = _current(context, self.index)
+        item = _selected(self, context)
         if item is None:
-            self.report({"ERROR"}, "no take selected: record or process one first")
             return {"CANCELLED"}
         try:
             return bpy.ops.facemesh.bake_take(filepath=item.filepath)
@@ -44,9 +51,8 @@ class FACEMESH_OT_take_use(bpy.types.Operator):
         from ..blender.keyframes import assign_action, take_actions
         from ..blender.takes import take_name
 
-        item, _ = _current(context, self.index)
+        item = _selected(self, context)
         if item is None:
-            self.report({"ERROR"}, "no take selected: record or process one first")
             return {"CANCELLED"}
         action = take_actions().get(take_name(item.filepath))
         if action is None:
