@@ -75,17 +75,24 @@ def _pair(channel: str) -> str | None:
     return None
 
 
-def mapping_from_responses(responses: dict, min_response: float = MIN_RESPONSE) -> list[ChannelMapping]:
-    """Each key driven by the channel it raises most selectively; each channel drives at most
-    one key. A key that raises a left/right pair about equally (both eyes closing) is driven by
+def mapping_from_responses(responses: dict, min_response: float = MIN_RESPONSE,
+                           skip=()) -> list[ChannelMapping]:
+    """Each key driven by the channel it is most about; each channel drives at most one key.
+    A pair (channel, key) scores the channel's rise times its share of the key's strongest
+    rise and by the square root of its share of all the key's rises, so a key is matched first
+    to its main effect (a shout is an open jaw before it is a smile) and a clean key beats a
+    mixed one. A key that raises a left/right pair about equally (both eyes closing) is driven by
     both sides (max). Gain = 1 / response, so the key reaches 1.0 when the performer's score
-    reaches what the key produced (clipped to 1..3)."""
+    reaches what the key produced (clipped to 1..3). ``skip``: channels that must not drive
+    keys (eyeLook while the eye bones take the gaze); they do not count as a key's effect."""
+    skip_idx = [ARKIT_INDEX[n] for n in skip]
     pairs = []
     for key, d in responses.items():
         up = np.clip(d, 0.0, None)
-        total = up.sum()
+        up[skip_idx] = 0.0
+        top, total = up.max(), up.sum()
         for c in np.flatnonzero(up >= min_response):
-            pairs.append((up[c] * up[c] / total, key, ARKIT_NAMES[c], up[c]))
+            pairs.append((up[c] * up[c] / top * np.sqrt(up[c] / total), key, ARKIT_NAMES[c], up[c]))
     pairs.sort(key=lambda p: -p[0])
     used_ch, used_key, out = set(), {}, []
     for _score, key, ch, resp in pairs:
