@@ -21,7 +21,8 @@ from ..errors import FacemeshError
 from .retarget import ChannelMapping
 
 MIN_RESPONSE = 0.12   # a key must raise a channel's score by this much to drive it
-MAX_GAIN = 3.0
+MAX_GAIN = 2.0        # more turns a performer's resting score (a slight squint) into a closed eye
+MAIN_EFFECT = 0.6     # a key is driven only from channels it raises at least this share of its strongest rise
 _TOGGLE = re.compile(r"(?i)^(hide|hdie|show|toggle|visib|on|off)[\W_A-Z]|^(hide|show)$")
 
 
@@ -83,7 +84,7 @@ def mapping_from_responses(responses: dict, min_response: float = MIN_RESPONSE,
     to its main effect (a shout is an open jaw before it is a smile) and a clean key beats a
     mixed one. A key that raises a left/right pair about equally (both eyes closing) is driven by
     both sides (max). Gain = 1 / response, so the key reaches 1.0 when the performer's score
-    reaches what the key produced (clipped to 1..3). ``skip``: channels that must not drive
+    reaches what the key produced (clipped to 1..2). ``skip``: channels that must not drive
     keys (eyeLook while the eye bones take the gaze); they do not count as a key's effect."""
     skip_idx = [ARKIT_INDEX[n] for n in skip]
     pairs = []
@@ -91,7 +92,9 @@ def mapping_from_responses(responses: dict, min_response: float = MIN_RESPONSE,
         up = np.clip(d, 0.0, None)
         up[skip_idx] = 0.0
         top, total = up.max(), up.sum()
-        for c in np.flatnonzero(up >= min_response):
+        # only a key's main effects: its side effects (a shout also reads as a smile) would
+        # stack several keys on one movement of the performer
+        for c in np.flatnonzero((up >= min_response) & (up >= MAIN_EFFECT * top)):
             pairs.append((up[c] * up[c] / top * np.sqrt(up[c] / total), key, ARKIT_NAMES[c], up[c]))
     pairs.sort(key=lambda p: -p[0])
     used_ch, used_key, out = set(), {}, []
