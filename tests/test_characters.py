@@ -251,3 +251,52 @@ def test_the_panels_show_what_was_found(scene):
             cls.draw(type("P", (), {"layout": _RecordingLayout(texts)})(), bpy.context)
     assert "head: Head" in texts and "eye left: LeftEye" in texts
     assert "H_DDS_HighRes: 65 shape keys" in texts
+
+
+KEEP = ("h_expressions.MouthOpen_h", "h_expressions.LeyeClose_h", "h_expressions.ReyeClose_h",
+        "h_expressions.LsmileClose_h", "h_expressions.RsmileClose_h", "h_expressions.Kiss_h",
+        "h_expressions.LbrowUp_h", "h_expressions.RbrowUp_h")
+
+
+def test_map_by_looking_and_check_transfer_from_the_panel(scene, sample_take):
+    """The operators on VALID (no standard names): mapped by looking, baked, transfer measured."""
+    _take, path = sample_take
+    load("valid_Black_M_2_Casual.glb")
+    # a dozen keys keep the test short (every key: about 100 renders, 40 s)
+    bpy.data.objects.remove(bpy.data.objects["h_TeethDown"])
+    body = bpy.data.objects["H_DDS_HighRes"]
+    for kb in list(body.data.shape_keys.key_blocks)[1:]:
+        if kb.name not in KEEP:
+            body.shape_key_remove(kb)
+    scene.facemesh.character = bpy.data.objects["Reference"]
+    camera_before, engine_before = scene.camera, scene.render.engine
+    objects_before = set(bpy.data.objects.keys())
+    values_before = [kb.value for kb in body.data.shape_keys.key_blocks]
+    assert bpy.ops.facemesh.map_by_looking() == {"FINISHED"}
+    pairs = {(m.source, m.target) for m in scene.facemesh.mappings}
+    assert ("jawOpen", "h_expressions.MouthOpen_h") in pairs
+    blink = {t for s, t in pairs if s.startswith("eyeBlink")}
+    assert blink and blink <= {"h_expressions.LeyeClose_h", "h_expressions.ReyeClose_h"}
+    # the scene is as it was: camera, engine, objects, key values
+    assert scene.camera == camera_before and scene.render.engine == engine_before
+    assert set(bpy.data.objects.keys()) == objects_before
+    assert [kb.value for kb in body.data.shape_keys.key_blocks] == values_before
+    # baked, the character's mouth follows the performer's
+    assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
+    assert bpy.ops.facemesh.check_transfer(frames=8) == {"FINISHED"}
+    measured = {t.name: t.reason for t in scene.facemesh.transfer}
+    assert "jawOpen" in measured
+
+
+def test_the_command_line_animates_a_character_file_and_reports_the_transfer(addon, sample_take, tmp_path, capsys):
+    from blender_facemesh.cli import main
+
+    _take, path = sample_take
+    d = characters_dir()
+    if d is None or not (d / "facecap.glb").is_file():
+        pytest.skip("facecap.glb not present")
+    out = tmp_path / "facecap.blend"
+    assert main(["blend", str(path), "-o", str(out), "--character", str(d / "facecap.glb"), "--check", "6"]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "onto 1 mesh, 52 channels" in text and "transfer on 6/6 rendered frames" in text
+    assert main(["blend", str(path), "-o", str(out), "--character", str(tmp_path / "nope.glb")]) == 2

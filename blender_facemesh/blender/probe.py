@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import NamedTuple
 
 import bpy
 import numpy as np
@@ -27,20 +28,83 @@ SIZE = 384           # pixels, square: enough for the landmarker, quick to rende
 FACE_FILL = 0.6      # the face's height (FaceView.height) as a share of the picture's height
 FOV_DEG = 20.0       # a long lens: little perspective, like a webcam at arm's length
 BACKGROUND = 0.55    # grey behind the character (the film is transparent, composited here)
-# Workbench look: studio light, the materials' image textures (a base colour where a material
-# has none, grey where there is no material)
-LIGHT, COLOR_TYPE = "STUDIO", "TEXTURE"
+
+
+class Look(NamedTuple):
+    """How the probe renders look: Workbench light and colour, and how much of the picture's
+    height the face (FaceView.height) fills."""
+    light: str = "STUDIO"
+    color_type: str = "TEXTURE"   # the materials' image textures; base colour, or grey, without
+    fill: float = FACE_FILL
+
+
+# tried on the render at rest, the first the landmarker finds a face in is used (``find_look``):
+# studio light suits realistic characters, flat light toon ones; further away helps faces
+# with big features (godette is found at 0.35, not at 0.6)
+LOOKS = (Look("STUDIO", "TEXTURE", FACE_FILL), Look("FLAT", "TEXTURE", FACE_FILL),
+         Look("STUDIO", "TEXTURE", 0.35), Look("FLAT", "TEXTURE", 0.35))
 
 
 # --- where to look ------------------------------------------------------------------------------
 
-def face_view(ch) -> FaceView:
-    """Where to look, from what ``character.pick`` found: the keyed vertices (where and how
-    tall) and the facing."""
+def face_view(ch, keys=None) -> FaceView:
+    """Where to look, from what ``character.pick`` found (the facing) and the vertices that
+    ``keys`` move (default: every key but on/off toggles, whose hair or earrings would make the
+    face look taller): centred on them, as tall as they span along up (2nd to 98th
+    percentile, vertices moved at least 5% of the most any is moved)."""
+    from ..core.animation.probe import is_toggle
+
+    facing = np.asarray(ch.facing, np.float64)
+    forward, up = -facing[:, 1], facing[:, 2]
+    names = None if keys is None else set(keys)
+    moved = []
+    for mesh in ch.meshes:
+        amount = _moved(mesh, lambda n: (n in names) if names is not None else not is_toggle(n))
+        if amount is not None:
+            moved.append((mesh, amount))
+    top = max((a.max() for _m, a in moved), default=0.0)
+    points = [_world(mesh, np.flatnonzero(a > 0.05 * top)) for mesh, a in moved if top > 0]
+    points = [p for p in points if len(p)]
+    if points:
+        p = np.concatenate(points)
+        h = p @ up
+        lo, hi = np.percentile(h, 2), np.percentile(h, 98)
+        center = np.median(p, axis=0)
+        center += ((lo + hi) / 2 - center @ up) * up
+        if hi - lo > 0:
+            return FaceView(center, forward, up, float(hi - lo))
     if ch.face_center is None or ch.face_height <= 0:
         raise ProbeError(f"{ch.name} has no shape keys that move anything: there is nothing to look at")
-    return FaceView(np.asarray(ch.face_center, np.float64), -np.asarray(ch.facing)[:, 1],
-                    np.asarray(ch.facing)[:, 2], float(ch.face_height))
+    return FaceView(np.asarray(ch.face_center, np.float64), forward, up, float(ch.face_height))
+
+
+def _moved(mesh, wanted):
+    """How far the wanted keys (names -> bool) move each vertex at most (mesh units), or None."""
+    keys = mesh.data.shape_keys if mesh.type == "MESH" else None
+    if keys is None or len(keys.key_blocks) < 2:
+        return None
+    n = len(mesh.data.vertices)
+    basis = np.empty(3 * n, np.float32)
+    keys.reference_key.data.foreach_get("co", basis)
+    co = np.empty_like(basis)
+    amount = np.zeros(n)
+    for kb in list(keys.key_blocks)[1:]:
+        if kb.mute or not wanted(kb.name):
+            continue
+        kb.data.foreach_get("co", co)
+        np.maximum(amount, np.linalg.norm((co - basis).reshape(n, 3), axis=1), out=amount)
+    return amount if amount.max(initial=0.0) > 0 else None
+
+
+def _world(mesh, index) -> np.ndarray:
+    """World positions of some vertices as Blender shows them (armature deform and all); the
+    undeformed mesh where a modifier changes the vertex count."""
+    ev = mesh.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    data = ev.data if len(ev.data.vertices) == len(mesh.data.vertices) else mesh.data
+    co = np.empty(3 * len(data.vertices), np.float32)
+    data.vertices.foreach_get("co", co)
+    m = np.array(ev.matrix_world if data is ev.data else mesh.matrix_world)
+    return co.reshape(-1, 3)[index] @ m[:3, :3].T + m[:3, 3]
 
 
 def camera_matrix(view: FaceView, fov_deg: float = FOV_DEG, fill: float = FACE_FILL) -> tuple[np.ndarray, float]:
@@ -63,21 +127,21 @@ def camera_matrix(view: FaceView, fov_deg: float = FOV_DEG, fill: float = FACE_F
 
 # --- the studio: settings changed for the renders, put back afterwards -------------------------------
 
-def _settings(scene) -> list:
+def _settings(scene, look: Look) -> list:
     """(owner, attribute, value) in the order they are set (and put back: an image format
     needs its media type first)."""
     r, im, sh, vs = scene.render, scene.render.image_settings, scene.display.shading, scene.view_settings
     out = [(r, "engine", "BLENDER_WORKBENCH"), (r, "resolution_percentage", 100),
            (r, "pixel_aspect_x", 1.0), (r, "pixel_aspect_y", 1.0), (r, "use_border", False),
            (r, "film_transparent", True), (r, "use_compositing", False), (r, "use_sequencer", False),
-           (r, "use_stamp", False), (r, "use_multiview", False)]
+           (r, "use_stamp", False), (r, "use_multiview", False), (r, "use_single_layer", True)]
     if hasattr(im, "media_type"):  # Blender 5.0: the image/video choice comes before the format
         out.append((im, "media_type", "IMAGE"))
     out += [(im, "file_format", "PNG"), (im, "color_mode", "RGBA"), (im, "color_depth", "8"),
             (im, "color_management", "FOLLOW_SCENE"),
             (vs, "view_transform", "Standard"), (vs, "look", "None"), (vs, "exposure", 0.0), (vs, "gamma", 1.0),
             (vs, "use_curve_mapping", False),
-            (sh, "light", LIGHT), (sh, "color_type", COLOR_TYPE), (sh, "show_xray", False),
+            (sh, "light", look.light), (sh, "color_type", look.color_type), (sh, "show_xray", False),
             (sh, "show_shadows", False), (sh, "show_cavity", False), (sh, "show_object_outline", False),
             (sh, "show_backface_culling", False), (sh, "use_dof", False), (sh, "show_specular_highlight", True)]
     return [(o, a, v) for o, a, v in out if hasattr(o, a)]
@@ -87,10 +151,11 @@ class _Studio:
     """The scene set up for probe renders (a temporary camera in front of the face, Workbench,
     square PNGs to a temporary folder), put back on exit whatever happened."""
 
-    def __init__(self, scene, view: FaceView, size: int = SIZE):
+    def __init__(self, scene, view: FaceView, size: int = SIZE, look: Look | None = None):
         if not 64 <= int(size) <= 4096:
             raise ProbeError(f"probe render size must be 64..4096 pixels, got {size}")
         self.scene, self.view, self.size = scene, view, int(size)
+        self.look = Look() if look is None else Look(*look)
         self.cam = self._dir = None
         self._saved: list = []
 
@@ -99,11 +164,13 @@ class _Studio:
         try:
             self._saved = [(r, "resolution_x", r.resolution_x), (r, "resolution_y", r.resolution_y),
                            (r, "filepath", r.filepath), (sc, "camera", sc.camera)]
-            for owner, attr, value in _settings(sc):
-                self._saved.append((owner, attr, getattr(owner, attr)))
+            wanted = _settings(sc, self.look)
+            # all read before any is set: setting one can change another (the media type, the format)
+            self._saved += [(owner, attr, getattr(owner, attr)) for owner, attr, _v in wanted]
+            for owner, attr, value in wanted:
                 setattr(owner, attr, value)
             r.resolution_x = r.resolution_y = self.size
-            matrix, dist = camera_matrix(self.view)
+            matrix, dist = camera_matrix(self.view, FOV_DEG, self.look.fill)
             data = bpy.data.cameras.new("FaceMesh Probe")
             data.lens_unit = "FOV"
             data.sensor_fit = "AUTO"
@@ -229,12 +296,13 @@ class _KeysHeld:
 
 # --- the renders --------------------------------------------------------------------------------------
 
-def render_keys(scene, meshes, keys, view: FaceView, size: int = SIZE, on_progress=None):
+def render_keys(scene, meshes, keys, view: FaceView, size: int = SIZE, on_progress=None, look: Look | None = None):
     """(render with every key at 0, {key: render with that key at 1.0 on every mesh in
-    ``meshes`` that has it, every other key at 0}). Keys no mesh has are rendered at rest.
-    ``on_progress(share done)`` after each render. Everything is put back afterwards."""
+    ``meshes`` that has it, every other key at 0}): (size, size, 3) RGB uint8 each. A key no
+    mesh has renders like the rest. ``on_progress(share done)`` after each render. The key
+    values, their animation and the scene's settings are put back afterwards."""
     keys = list(dict.fromkeys(keys))
-    with _KeysHeld(meshes) as held, _Studio(scene, view, size) as studio:
+    with _KeysHeld(meshes) as held, _Studio(scene, view, size, look) as studio:
         held.set(None)
         base = studio.shot()
         out = {}
@@ -247,13 +315,13 @@ def render_keys(scene, meshes, keys, view: FaceView, size: int = SIZE, on_progre
     return base, out
 
 
-def render_frames(scene, frames, view: FaceView, size: int = SIZE, on_progress=None) -> list:
-    """Renders of the character at the given scene frames (its animation playing), the frame
-    put back afterwards."""
+def render_frames(scene, frames, view: FaceView, size: int = SIZE, on_progress=None, look: Look | None = None) -> list:
+    """Renders of the character at the given scene frames (its animation playing, so a baked
+    take shows), the scene's frame and settings put back afterwards."""
     frame, subframe = scene.frame_current, scene.frame_subframe
     out = []
     try:
-        with _Studio(scene, view, size) as studio:
+        with _Studio(scene, view, size, look) as studio:
             for i, f in enumerate(frames):
                 f = float(f)
                 scene.frame_set(int(np.floor(f)), subframe=f - np.floor(f))
@@ -265,6 +333,13 @@ def render_frames(scene, frames, view: FaceView, size: int = SIZE, on_progress=N
     return out
 
 
+def render_looks(scene, meshes, view: FaceView, looks=LOOKS, size: int = SIZE) -> list:
+    """The character at rest (every key of ``meshes`` at 0) in each of ``looks``: pick the
+    first the landmarker finds a face in (``find_look``)."""
+    with _KeysHeld(meshes):
+        return [render_frames(scene, [scene.frame_current], view, size, look=lk)[0] for lk in looks]
+
+
 # --- the whole steps, for the operators ---------------------------------------------------------------
 
 def _read(images, model_path):
@@ -273,11 +348,23 @@ def _read(images, model_path):
     from ..core.animation.probe import scores_of_images
     from ..core.tracking.live import BackgroundJob
 
-    job = BackgroundJob(scores_of_images, images, model_path, name="facemesh-probe")
+    job = BackgroundJob(scores_of_images, list(images), model_path, name="facemesh-probe")
     job.wait()
     if job.error is not None:
         raise job.error
     return job.result
+
+
+def find_look(scene, meshes, view: FaceView, model_path=None, looks=LOOKS, size: int = SIZE) -> Look:
+    """The first of ``looks`` in which the landmarker finds the character's face at rest
+    (about 0.5 s a look); ProbeError when none."""
+    found = _read(render_looks(scene, meshes, view, looks, size), model_path)
+    for lk, row in zip(looks, found):
+        if not np.isnan(row).any():
+            return lk
+    raise ProbeError("the face landmarker found no face in renders of the character at rest (studio and flat "
+                     "light, near and far): it reads human-like faces only; check that the character faces "
+                     "the way its eyes (or keyed vertices) point, or map its keys by name")
 
 
 def keys_to_look_at(ch, mapping=None, every_key: bool = False) -> list[str]:
@@ -290,8 +377,8 @@ def keys_to_look_at(ch, mapping=None, every_key: bool = False) -> list[str]:
 
 
 def map_by_looking(scene, ch, name_mapping=None, model_path=None, every_key: bool = False, on_progress=None):
-    """(the name mapping with the channels it lacked filled by looking, {key: channel it was
-    mapped from}, [keys that raised no channel])."""
+    """(the name mapping with the channels it lacked filled by looking, {key: channel(s) it is
+    now driven by}, [keys looked at that raised no channel]). About 0.4 s a key plus 3 s."""
     from ..core.animation.probe import key_responses, mapping_from_responses
     from ..core.animation.retarget import Mapping
     from ..core.channels import ARKIT_NAMES
@@ -300,7 +387,9 @@ def map_by_looking(scene, ch, name_mapping=None, model_path=None, every_key: boo
     keys = keys_to_look_at(ch, name_mapping, every_key)
     if not keys:
         raise ProbeError(f"no undriven key of {ch.name} moves anything: there is nothing left to map")
-    base, imgs = render_keys(scene, ch.meshes, keys, face_view(ch), on_progress=on_progress)
+    view = face_view(ch)
+    look = find_look(scene, ch.meshes, view, model_path)
+    base, imgs = render_keys(scene, ch.meshes, keys, view, on_progress=on_progress, look=look)
     scores = _read([base] + [imgs[k] for k in keys], model_path)
     responses = key_responses(scores[0], dict(zip(keys, scores[1:])))
     keep = name_mapping is not None and not every_key
@@ -335,7 +424,9 @@ def check_transfer(scene, ch, take, mapping, n_frames: int = 24, model_path=None
     if n == 0:
         raise ProbeError("the take has no frames to check: process a video first")
     pick = np.unique(np.linspace(0, n - 1, min(int(n_frames), n)).round().astype(int))
-    renders = render_frames(scene, curves.frames[pick], face_view(ch), on_progress=on_progress)
+    view = face_view(ch)
+    look = find_look(scene, ch.meshes, view, model_path)
+    renders = render_frames(scene, curves.frames[pick], view, on_progress=on_progress, look=look)
     performer = curves.blendshapes[pick]
     character = _read(renders, model_path)
     found = int((~np.isnan(character[:, 0])).sum())

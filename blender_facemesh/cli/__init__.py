@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the capture rig with the keys baked (needs the bpy module)")
     b.add_argument("input", help="video file, image folder or pattern, a take (.npz/.json), or 'sample'")
     b.add_argument("--output", "-o", required=True, help=".blend file to write")
+    b.add_argument("--character", help="your character (.glb, .gltf, .vrm or .fbx) to animate instead of the "
+                                       "capture rig: its meshes, keys and bones are found")
+    b.add_argument("--look", action="store_true", help="with --character: map the keys whose names match "
+                                                       "nothing by looking at renders of them")
+    b.add_argument("--check", type=int, default=0, metavar="FRAMES",
+                   help="with --character: render this many baked frames and report per channel how "
+                        "closely the character follows the performer")
     add_tracking_args(b)
     bt = sub.add_parser("batch", help="track many videos into takes (and .blend files); bad files are "
                                       "reported and skipped (exit 1 if any failed)")

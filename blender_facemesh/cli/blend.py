@@ -8,8 +8,9 @@ from ..core.errors import OutputError
 from .common import NO_BPY, apply_performer, fail, have_bpy, is_take_file, load_take, track_file
 
 
-def write_blend_file(take, out: Path, model_path=None) -> str:
-    """The capture rig with ``take`` baked, saved as ``out`` (bpy); the add-on registered for it."""
+def write_blend_file(take, out: Path, model_path=None, character=None, look=False, check=0) -> str:
+    """The capture rig (or ``character``, a file) with ``take`` baked, saved as ``out`` (bpy);
+    the add-on registered for it."""
     from .. import register, unregister
     from ..blender.blendfile import new_file, write_blend
 
@@ -18,7 +19,7 @@ def write_blend_file(take, out: Path, model_path=None) -> str:
         if registered_here:
             register()
         try:
-            return write_blend(take, out, model_path)
+            return write_blend(take, out, model_path, character=character, look=look, check=check)
         finally:
             if registered_here:
                 unregister()  # bpy 4.5 does not exit while add-on classes are still registered
@@ -35,10 +36,19 @@ def cmd_blend(args) -> int:
         return fail(f"output {out.name} must end in .blend")
     if not have_bpy():
         return fail(f"the bpy module is not installed: {NO_BPY}")
+    character = getattr(args, "character", None)
+    if character is not None:
+        character = Path(character).expanduser()
+        if not character.is_file():
+            return fail(f"character {character} does not exist")
+        if character.suffix.lower() not in (".glb", ".gltf", ".vrm", ".fbx"):
+            return fail(f"character {character.name}: give a .glb, .gltf, .vrm or .fbx file")
+    elif getattr(args, "look", False) or getattr(args, "check", 0):
+        return fail("--look and --check need --character")
     apply_performer(args)
     find_model(args.model)
     take = load_take(args.input) if is_take_file(args.input) else track_file(args.input, args)
     if not len(take) or not take.face_present.any():
         return fail(f"no face found in {args.input}: nothing to animate")
-    print(write_blend_file(take, out, args.model))
+    print(write_blend_file(take, out, args.model, character, getattr(args, "look", False), getattr(args, "check", 0)))
     return 0
