@@ -9,7 +9,7 @@ import numpy as np
 from ..core.animation.bake import rig_channels, take_to_curves
 from ..core.channels import ARKIT_NAMES
 from .rig import canonical_to_blender
-from .targets import FaceWriter, RigWriter, TargetError
+from .targets import FaceWriter, RigWriter, TargetError, require_shape_keys
 
 
 def is_capture_face(face) -> bool:
@@ -55,9 +55,7 @@ def bake_take(context, take, character, *, mapping=None, bones: dict | None = No
     face_writer = rig_writer = fit = None
     warnings = []
     meshes = character.meshes
-    for m in meshes:
-        if m.data.shape_keys is None or len(m.data.shape_keys.key_blocks) < 2:
-            raise TargetError(f"{m.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
+    require_shape_keys(meshes)  # before the mapping: an empty one would skip FaceWriter's own check
     if meshes:
         if mapping is None:
             mapping = Mapping.auto_map(character.key_names, moving=character.moving)

@@ -84,7 +84,6 @@ def write_blend(take, out: Path, model_path=None, character=None, look=False, ch
     if character is not None and check:
         from .probe import check_transfer
 
-        ch = options.character(scene)
         lines.append(_transfer_lines(check_transfer(scene, ch, take, options.mapping(scene, ch), check,
                                                             model_path, options.profile(scene))))
     bpy.ops.wm.save_as_mainfile(filepath=str(out))

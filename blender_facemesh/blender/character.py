@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.animation.character import BoneInfo, FoundBones, find_bones
 from .rig import FACE_NAME, RIG_NAME
+from .targets import has_shape_keys
 
 MOVE_EPS = 1e-5  # metres (in the mesh's own units): a key moving no vertex further is empty
 
@@ -58,11 +59,6 @@ class Character:
         return f"{self.name}: " + ("; ".join(parts) if parts else "nothing to drive")
 
 
-def _keyed(obj) -> bool:
-    keys = obj.data.shape_keys if obj.type == "MESH" else None
-    return keys is not None and len(keys.key_blocks) > 1
-
-
 def _descendants(obj):
     out, todo = [], list(obj.children)
     while todo:
@@ -89,7 +85,7 @@ def bound_meshes(rig) -> list:
     """Meshes with shape keys that the armature moves: modifier users and descendants."""
     found = [o for o in _descendants(rig) if o.type == "MESH"]
     found += [o for o in bpy.data.objects if o.type == "MESH" and o not in found and _armature_of(o) == rig]
-    return [o for o in found if _keyed(o)]
+    return [o for o in found if has_shape_keys(o)]
 
 
 def _main_first(meshes: list) -> list:
@@ -108,10 +104,10 @@ def pick(scene) -> Character | None:
             rig = root
         elif root.type == "MESH":
             rig = _armature_of(root)
-            meshes = [root] if _keyed(root) else []
+            meshes = [root] if has_shape_keys(root) else []
         if rig is not None:
             meshes += [m for m in bound_meshes(rig) if m not in meshes]
-        meshes += [o for o in _descendants(root) if o.type == "MESH" and _keyed(o) and o not in meshes]
+        meshes += [o for o in _descendants(root) if o.type == "MESH" and has_shape_keys(o) and o not in meshes]
     # the per-target fields override (and, without a character, they are the character)
     if s.target_rig is not None and s.target_rig.type == "ARMATURE":
         rig = s.target_rig
@@ -177,7 +173,7 @@ def _look(ch: Character) -> None:
     up = np.array([0.0, 0.0, 1.0])
     points, normals = [], []
     for mesh in ch.meshes:
-        if not _keyed(mesh):
+        if not has_shape_keys(mesh):
             continue
         moving, amount = _key_moves(mesh)
         ch.moving |= moving

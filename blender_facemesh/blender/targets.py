@@ -20,6 +20,19 @@ class TargetError(FacemeshError, ValueError):
     """A target that cannot take the animation; the message says how to fix it."""
 
 
+def has_shape_keys(obj) -> bool:
+    """A mesh with at least one shape key besides its Basis."""
+    keys = obj.data.shape_keys if obj.type == "MESH" else None
+    return keys is not None and len(keys.key_blocks) > 1
+
+
+def require_shape_keys(faces) -> None:
+    """TargetError naming the first of ``faces`` that has nothing to drive."""
+    for face in faces:
+        if not has_shape_keys(face):
+            raise TargetError(f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
+
+
 class FaceWriter:
     """Mapped scores onto the shape keys of one or more meshes: every mesh that has a key of a
     mapped name gets it (head, teeth, tongue, lashes... move together)."""
@@ -28,10 +41,7 @@ class FaceWriter:
         faces = [faces] if not isinstance(faces, (list, tuple)) else list(faces)
         if not faces:
             raise TargetError("no mesh with shape keys to drive: pick the character (or its face mesh)")
-        for face in faces:
-            keys = face.data.shape_keys if face.type == "MESH" else None
-            if keys is None or len(keys.key_blocks) < 2:
-                raise TargetError(f"{face.name} has no shape keys: add ARKit-named shape keys or pick another mesh")
+        require_shape_keys(faces)
         self.mapping, self.faces = mapping, faces
         self.compiled = mapping.compile()
         self.names = self.compiled.targets
