@@ -10,8 +10,8 @@ def register():
     from . import operators, preferences, properties, ui
     from .blender import live
 
+    properties.register()  # first: the preferences hold one of its groups
     preferences.register()
-    properties.register()
     operators.register()
     ui.register()
     live.register()
@@ -24,5 +24,5 @@ def unregister():
     live.unregister()
     ui.unregister()
     operators.unregister()
-    properties.unregister()
     preferences.unregister()
+    properties.unregister()

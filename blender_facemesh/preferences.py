@@ -1,9 +1,10 @@
-"""Add-on preferences: the machine-wide choices (model file, camera, delegate, smoothing)."""
+"""Add-on preferences: the machine-wide choices (model file, camera, delegate, live smoothing)."""
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .core.camera import DEFAULT_FOV_DEG
+from .properties import FACEMESH_PG_smoothing, draw_smoothing
 
 DELEGATE_ITEMS = [("AUTO", "Auto", "GPU where MediaPipe can use it here, else CPU (the reason is shown)"),
                   ("GPU", "GPU", "MediaPipe's OpenGL ES delegate; falls back to CPU with a reason"),
@@ -20,13 +21,9 @@ class FACEMESH_preferences(bpy.types.AddonPreferences):
     delegate: EnumProperty(name="Delegate", items=DELEGATE_ITEMS, default="AUTO")
     fov_deg: FloatProperty(name="Camera Field of View", min=10.0, max=150.0, default=DEFAULT_FOV_DEG,
                            description="Vertical field of view of the camera, for the head pose (degrees)")
-    smoothing: BoolProperty(name="Smoothing", default=True, description="One Euro filters on the tracked channels")
-    expression_cutoff: FloatProperty(name="Expression Cut-off (Hz)", min=0.05, max=30.0, default=3.0,
-                                     description="Lower = smoother expressions when the face is still")
-    expression_beta: FloatProperty(name="Expression Speed", min=0.0, max=50.0, default=1.0,
-                                   description="Higher = less lag on fast expressions")
-    pose_cutoff: FloatProperty(name="Head Cut-off (Hz)", min=0.05, max=30.0, default=1.0)
-    pose_beta: FloatProperty(name="Head Speed", min=0.0, max=50.0, default=0.3)
+    live_smoothing: PointerProperty(type=FACEMESH_PG_smoothing, name="Live Smoothing",
+                                    description="What the live rig shows (a causal filter: it cannot look ahead); "
+                                                "recordings keep the raw values and bakes use the scene's smoothing")
     preview_rate: FloatProperty(name="Preview Updates per Second", min=0.0, max=30.0, default=4.0,
                                 description="How often the preview image is refreshed (0: off)")
 
@@ -38,12 +35,7 @@ class FACEMESH_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "delegate")
         layout.prop(self, "fov_deg")
         layout.prop(self, "preview_rate")
-        col = layout.column(heading="Smoothing")
-        col.prop(self, "smoothing", text="")
-        sub = col.column()
-        sub.active = self.smoothing
-        for name in ("expression_cutoff", "expression_beta", "pose_cutoff", "pose_beta"):
-            sub.prop(self, name)
+        draw_smoothing(layout, self.live_smoothing, "Live Smoothing")
 
 
 classes = (FACEMESH_preferences,)

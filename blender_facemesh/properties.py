@@ -1,7 +1,7 @@
 """Per-scene settings (``scene.facemesh``): source, targets, mapping list, calibration, baking.
 
 They live on the scene so they are saved with the .blend and differ per shot; machine-wide
-choices (model file, delegate, filters) are add-on preferences instead (preferences.py).
+choices (model file, delegate, live smoothing) are add-on preferences instead (preferences.py).
 """
 
 import bpy
@@ -32,6 +32,55 @@ GAZE_ITEMS = [("AUTO", "Automatic", "Eye bones where the armature has them, else
               ("BONES", "Eye Bones", "Turn the eye bones; eyeLook shape keys are left alone"),
               ("KEYS", "Shape Keys", "Drive the eyeLook shape keys; eye bones are left alone"),
               ("BOTH", "Both", "Eye bones and eyeLook keys (only for rigs whose keys do not move the eyeballs)")]
+
+
+LEVEL_ITEMS = [("OFF", "Off", "Raw MediaPipe values"),
+               ("RESPONSIVE", "Responsive", "Light smoothing: every twitch is kept"),
+               ("BALANCED", "Balanced", "Jitter removed, blinks and fast turns kept"),
+               ("SMOOTH", "Smooth", "Strong smoothing: calm, may soften the quickest blinks")]
+PRESET_ITEMS = [("RAW", "Raw", "No smoothing: MediaPipe's values as tracked"),
+                ("RESPONSIVE", "Responsive", "Every region responsive"),
+                ("BALANCED", "Balanced", "Every region balanced (the measured default)"),
+                ("SMOOTH", "Smooth", "Every region smooth"),
+                ("CUSTOM", "Custom", "Set per region below")]
+SMOOTHING_REGIONS = ("eyes", "brows", "mouth", "head_rotation", "head_position")
+
+
+def _preset_changed(self, context):
+    if self.preset != "CUSTOM":
+        level = "OFF" if self.preset == "RAW" else self.preset
+        for r in SMOOTHING_REGIONS:
+            if getattr(self, r) != level:
+                setattr(self, r, level)
+
+
+def _region_changed(self, context):
+    levels = {getattr(self, r) for r in SMOOTHING_REGIONS}
+    preset = "CUSTOM"
+    if len(levels) == 1:
+        level = levels.pop()
+        preset = "RAW" if level == "OFF" else level
+    if self.preset != preset:
+        self.preset = preset
+
+
+class FACEMESH_PG_smoothing(bpy.types.PropertyGroup):
+    """Smoothing per face region (the core's ``Smoothing``): a preset sets every region."""
+
+    preset: EnumProperty(name="Smoothing", items=PRESET_ITEMS, default="BALANCED", update=_preset_changed)
+    eyes: EnumProperty(name="Eyes", items=LEVEL_ITEMS, default="BALANCED", update=_region_changed)
+    brows: EnumProperty(name="Brows", items=LEVEL_ITEMS, default="BALANCED", update=_region_changed)
+    mouth: EnumProperty(name="Mouth and Jaw", items=LEVEL_ITEMS, default="BALANCED", update=_region_changed)
+    head_rotation: EnumProperty(name="Head Rotation", items=LEVEL_ITEMS, default="BALANCED", update=_region_changed)
+    head_position: EnumProperty(name="Head Position", items=LEVEL_ITEMS, default="BALANCED", update=_region_changed)
+
+
+def draw_smoothing(layout, pg, heading: str) -> None:
+    col = layout.column(heading=heading)
+    col.prop(pg, "preset")
+    sub = col.column(align=True)
+    for r in SMOOTHING_REGIONS:
+        sub.prop(pg, r)
 
 
 def _recording_changed(self, context):
@@ -125,6 +174,9 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     neutral_seconds: FloatProperty(name="Neutral Length", min=0.3, max=10.0, default=1.5, unit="TIME_ABSOLUTE")
 
     missing: EnumProperty(name="No Face", items=MISSING_ITEMS, default="HOLD")
+    smoothing: PointerProperty(type=FACEMESH_PG_smoothing, name="Bake Smoothing",
+                               description="Applied when a take is baked or exported (no lag: it looks at the "
+                                           "frames after as well as before); takes keep the raw values")
     fit_shapes: BoolProperty(name="Fit Shape Keys", default=True,
                              description="Fit the capture face's 52 shape keys to the performer from the take")
     replay_error_mm: FloatProperty(name="Replay Error (mm)", default=-1.0,
@@ -137,7 +189,7 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     frame_end: IntProperty(name="End", min=0, default=0, description="Last video frame (0: to the end)")
 
 
-classes = (FACEMESH_PG_mapping, FACEMESH_PG_key, FACEMESH_PG_take, FACEMESH_PG_settings)
+classes = (FACEMESH_PG_smoothing, FACEMESH_PG_mapping, FACEMESH_PG_key, FACEMESH_PG_take, FACEMESH_PG_settings)
 
 
 def register():

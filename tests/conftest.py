@@ -110,10 +110,10 @@ def addon():
 @pytest.fixture(scope="module")
 def sample_take(sample_clip, tmp_path_factory):
     from blender_facemesh.core.capture.sources import VideoFileSource
-    from blender_facemesh.core.solve.filters import FilterSettings
+    from blender_facemesh.core.solve.smoothing import Smoothing
     from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
 
-    take = track_take(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off()))
+    take = track_take(VideoFileSource(sample_clip), WorkerSettings(smoothing=Smoothing.off()))
     return take, take.save(tmp_path_factory.mktemp("take") / "sample.npz")
 
 

@@ -91,6 +91,7 @@ def test_build_rig_creates_armature_and_face(scene, face_model):
 @pytest.mark.usefixtures("capture_rig")
 def test_bake_take_writes_the_take_into_fcurves(scene, sample_take):
     take, path = sample_take
+    scene.facemesh.smoothing.preset = "RAW"  # the keys are the take's own values
     assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
     face, rig = bpy.data.objects["FaceMesh Face"], bpy.data.objects["FaceMesh Rig"]
     curves = _fcurves(face.data.shape_keys)
@@ -106,10 +107,21 @@ def test_bake_take_writes_the_take_into_fcurves(scene, sample_take):
     pose = _fcurves(rig)
     assert len(pose) == 16  # neck, head, both eyes: 4 quaternion channels each
     assert all(len(fc.keyframe_points) == n for fc in pose)
-    # re-baking replaces the keys
+    # re-baking with other smoothing replaces the keys, from the same raw take (no tracking)
+    from blender_facemesh.core.solve.smoothing import Smoothing, smooth_take
+
+    stamp = path.stat().st_mtime_ns
+    scene.facemesh.smoothing.preset = "SMOOTH"
     assert bpy.ops.facemesh.bake_take(filepath=str(path)) == {"FINISHED"}
     assert len(_fcurves(face.data.shape_keys)) == 52
     assert all(len(fc.keyframe_points) == n for fc in _fcurves(face.data.shape_keys))
+    _, smooth_jaw = _keys(_fcurves(face.data.shape_keys).find('key_blocks["jawOpen"].value'))
+    expected = smooth_take(take, Smoothing.from_preset("SMOOTH")).blendshapes[:, 0, ARKIT_NAMES.index("jawOpen")]
+    np.testing.assert_allclose(smooth_jaw, expected, atol=1e-5)
+    assert np.abs(smooth_jaw - jaw).max() > 1e-3 and path.stat().st_mtime_ns == stamp
+    # one region by hand: the preset shows Custom
+    scene.facemesh.smoothing.eyes = "OFF"
+    assert scene.facemesh.smoothing.preset == "CUSTOM"
 
 
 @pytest.mark.usefixtures("baked")
@@ -147,6 +159,7 @@ def test_head_bone_follows_the_known_rotation(scene, sample_take, sample_clip):
 
 @pytest.mark.usefixtures("capture_rig")
 def test_process_video_on_the_generated_clip(scene, sample_clip, sample_take):
+    scene.facemesh.smoothing.preset = "RAW"  # compared with the raw take below
     take_before, _ = sample_take
     assert bpy.ops.facemesh.process_video(filepath=str(sample_clip)) == {"FINISHED"}
     saved = Take.load(scene.facemesh.last_take)
@@ -229,6 +242,7 @@ def test_capture_stop_keeps_the_recording(scene, sample_clip):
 
 @pytest.mark.usefixtures("capture_rig")
 def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take, tmp_path):
+    scene.facemesh.smoothing.preset = "RAW"  # compared with the raw take below
     from blender_facemesh.core.testing.synthetic import write_clip
 
     _take, path = sample_take
@@ -256,6 +270,7 @@ def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take,
 
 @pytest.mark.usefixtures("capture_rig")
 def test_auto_map_and_bake_onto_a_character_with_other_names(scene, sample_take, tmp_path):
+    scene.facemesh.smoothing.preset = "RAW"  # compared with the raw take below
     _take, path = sample_take
     bpy.ops.mesh.primitive_cube_add()
     char = bpy.context.active_object
@@ -499,6 +514,7 @@ def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
 @pytest.mark.usefixtures("capture_rig")
 def test_live_link_csv_export_import_and_bake(scene, sample_take, tmp_path):
     """Our take out as an iPhone Live Link Face CSV and back in, baked through the mapping."""
+    scene.facemesh.smoothing.preset = "RAW"  # compared with the raw take below
     from blender_facemesh.core.formats.livelink import HEADER
 
     _take, path = sample_take
@@ -524,6 +540,7 @@ def test_live_link_csv_export_import_and_bake(scene, sample_take, tmp_path):
 def test_reference_camera_sees_the_mesh_on_the_face(scene, sample_clip):
     """Through the reference camera, the capture face's vertices land on the tracked landmarks
     of the video frame, at the first frame and later ones (head turned)."""
+    scene.facemesh.smoothing.preset = "RAW"  # compared with the raw take below
     from bpy_extras.object_utils import world_to_camera_view
 
     assert bpy.ops.facemesh.process_video(filepath=str(sample_clip), add_reference=True,
@@ -541,7 +558,10 @@ def test_reference_camera_sees_the_mesh_on_the_face(scene, sample_clip):
         xy = np.array([(p.x, 1.0 - p.y) for p in pts])           # normalized, y down like MediaPipe
         lm = take.landmarks[k, 0, :468, :2]
         errs.append(np.median(np.linalg.norm(xy - lm, axis=1)) * take.height)
-    assert errs[0] < 2.0 and max(errs) < 15.0, errs  # pixels in a 512 px frame (0.4, 7.7, 11.2 seen)
+    # pixels in a 512 px frame: 0.4, 17.3, 1.8 seen with raw poses (within 1.5 deg of the truth);
+    # the neck/head split turns the face about the neck and head pivots, not the face's own
+    # centre, which moves it on the image at the widest turns (frame 20: yaw 25, pitch 5)
+    assert errs[0] < 2.0 and max(errs) < 20.0, errs
 
 
 def test_calibrate_face_shape_from_a_video(scene, tmp_path):

@@ -285,11 +285,11 @@ def test_livelink_take_writes_back_what_it_read(tmp_path):
 
 @pytest.fixture(scope="module")
 def tracked_take(sample_clip):
-    from blender_facemesh.core.solve.filters import FilterSettings
+    from blender_facemesh.core.solve.smoothing import Smoothing
     from blender_facemesh.core.capture.sources import VideoFileSource
     from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
 
-    return track_take(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off()))
+    return track_take(VideoFileSource(sample_clip), WorkerSettings(smoothing=Smoothing.off()))
 
 
 def test_exporter_round_trip_on_a_tracked_take(tracked_take, tmp_path):

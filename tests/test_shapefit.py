@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blender_facemesh.core.channels import ARKIT_INDEX
-from blender_facemesh.core.solve.filters import FilterSettings
+from blender_facemesh.core.solve.smoothing import Smoothing
 from blender_facemesh.core.solve.shapefit import (ShapeFitError, fit_from_take, fit_shape_keys, replay,
                                             replay_error_mm)
 from blender_facemesh.core.capture.sources import VideoFileSource
@@ -21,7 +21,7 @@ CHIN = 152
 
 def _record(path, w, h) -> Take:
     take = Take(30.0, w, h, source={"kind": "video", "name": str(path)})
-    for s in CaptureWorker(VideoFileSource(path), WorkerSettings(filters=FilterSettings.off())).start():
+    for s in CaptureWorker(VideoFileSource(path), WorkerSettings(smoothing=Smoothing.off())).start():
         take.append(s)
     return take
 

@@ -13,7 +13,7 @@ from blender_facemesh.core.capture.landmarker import FaceIdTracker, LandmarkerSe
 from blender_facemesh.core.capture.sources import VideoFileSource
 from blender_facemesh.core.rotations import euler_to_matrix
 from blender_facemesh.core.rotations import rotation_angle_deg, rotation_part
-from blender_facemesh.core.solve.filters import FilterSettings
+from blender_facemesh.core.solve.smoothing import Smoothing
 from blender_facemesh.core.take import Take
 from blender_facemesh.core.testing.synthetic import render_face, sample_clip_truth
 from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerSettings
@@ -21,7 +21,7 @@ from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerSettings
 
 def test_recovered_head_rotation_matches_the_known_rotation(sample_clip):
     truth = sample_clip_truth(sample_clip.parent)
-    worker = CaptureWorker(VideoFileSource(sample_clip), WorkerSettings(filters=FilterSettings.off())).start()
+    worker = CaptureWorker(VideoFileSource(sample_clip), WorkerSettings(smoothing=Smoothing.off())).start()
     errors = []
     for s in worker:
         assert s.faces, f"face lost at frame {s.index}"
@@ -80,10 +80,10 @@ def test_cli_tracks_a_video_into_a_take(sample_clip, tmp_path):
     assert d["source"]["kind"] == "video"
     assert sum(1 for f in d["frames"] if f["faces"]) >= 0.95 * n
     npz = tmp_path / "take.npz"
-    assert run_cli("track", str(sample_clip), "-o", str(npz), "--no-filter", "--quiet").returncode == 0
+    assert run_cli("track", str(sample_clip), "-o", str(npz), "--quiet").returncode == 0
     take = Take.load(npz)
     assert len(take) == n and take.landmarks.shape[1:] == (1, 478, 3)
-    assert take.meta["filters"]["pose"]["enabled"] is False
+    assert take.meta["values"] == "raw"  # smoothing is applied when it is baked or exported
 
 
 @pytest.mark.parametrize("args, message", [
@@ -117,10 +117,19 @@ def test_cli_convert_take_to_live_link_csv_and_back(sample_clip, tmp_path):
 
     take_path = tmp_path / "t.npz"
     assert main(["track", str(sample_clip), "--output", str(take_path), "--quiet"]) == 0
-    assert main(["convert", str(take_path), "--output", str(tmp_path / "t.csv")]) == 0
+    assert main(["convert", str(take_path), "--output", str(tmp_path / "t.csv"), "--smoothing", "raw"]) == 0
     assert main(["convert", str(tmp_path / "t.csv"), "--output", str(tmp_path / "back.json")]) == 0
     a, b = Take.load(take_path), Take.load(tmp_path / "back.json")
     np.testing.assert_allclose(b.blendshapes[:, 0], a.blendshapes[:, 0], atol=1e-5)
     np.testing.assert_allclose(b.t - b.t[0], a.t - a.t[0], atol=1e-3)
+    # by default the export carries the smoothed curves (other tools get the finished animation)
+    from blender_facemesh.core.formats.livelink import read_csv
+    from blender_facemesh.core.solve.smoothing import Smoothing, smooth_take
+
+    assert main(["convert", str(take_path), "--output", str(tmp_path / "s.csv"), "--smooth-mouth", "smooth"]) == 0
+    s = read_csv(tmp_path / "s.csv").blendshapes[:, 0]
+    want = smooth_take(a, Smoothing().with_regions(mouth="smooth")).blendshapes[:, 0]
+    np.testing.assert_allclose(s, want, atol=1e-5)
+    assert np.abs(s - a.blendshapes[:, 0]).max() > 1e-3
     (tmp_path / "empty.csv").write_text("")
     assert main(["convert", str(tmp_path / "empty.csv"), "--output", str(tmp_path / "x.npz")]) == 2

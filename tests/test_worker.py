@@ -11,7 +11,7 @@ import pytest
 
 from blender_facemesh.core.capture.landmarker import LandmarkerSettings
 from blender_facemesh.core.capture.model import ModelError
-from blender_facemesh.core.solve.filters import FilterSettings
+from blender_facemesh.core.solve.smoothing import Smoothing
 from blender_facemesh.core.capture.sources import (FrameSource, SimulatedLiveSource, SourceInfo,
                                            VideoFileSource)
 from blender_facemesh.core.tracking.worker import CaptureWorker, WorkerError, WorkerSettings
@@ -123,15 +123,17 @@ def test_errors_in_the_thread_reach_the_consumer(sample_clip):
     assert isinstance(err.value.__cause__, ModelError)
 
 
-def test_filter_switch_changes_output(sample_clip):
-    def run(filters):
-        return [s for s in CaptureWorker(VideoFileSource(sample_clip), WorkerSettings(filters=filters)).start()]
-    raw, smooth = run(FilterSettings.off()), run(FilterSettings())
-    a = np.array([s.faces[0].blendshapes for s in raw if s.faces])
-    b = np.array([s.faces[0].blendshapes for s in smooth if s.faces])
-    assert a.shape == b.shape and not np.allclose(a, b)
-    # smoothing reduces frame-to-frame change
-    assert np.abs(np.diff(b, axis=0)).mean() < np.abs(np.diff(a, axis=0)).mean()
+def test_samples_carry_raw_values_and_the_live_smoothing_beside_them(sample_clip):
+    """Takes record raw values (smoothing comes at bake time); the live rig shows the smoothed."""
+    samples = [s for s in CaptureWorker(VideoFileSource(sample_clip), WorkerSettings(smoothing=Smoothing())).start()
+               if s.faces]
+    raw = np.array([s.faces[0].blendshapes for s in samples])
+    shown = np.array([s.faces[0].shown[1] for s in samples])
+    assert raw.shape == shown.shape and not np.allclose(raw, shown)
+    assert np.abs(np.diff(shown, axis=0)).mean() < np.abs(np.diff(raw, axis=0)).mean()
+    off = next(s for s in CaptureWorker(VideoFileSource(sample_clip), WorkerSettings(smoothing=Smoothing.off())).start()
+               if s.faces)
+    assert off.faces[0].shown[1] is off.faces[0].blendshapes  # nothing to smooth: the raw values themselves
 
 
 def test_core_never_imports_bpy():

@@ -35,11 +35,13 @@ def write_shape_fit(face, fit) -> None:
 def bake_take(context, take, character, *, mapping=None, bones: dict | None = None,
               profile=None, face_id=None, missing: str = "HOLD", neck_share: float = 0.3,
               use_location: bool = False, fit_shapes: bool = False, eye_range_deg: float = 30.0,
-              take_name: str = "Take", scene=None) -> dict:
+              take_name: str = "Take", scene=None, smoothing=None) -> dict:
     """Bulk-write the take's keys into the take's own action; returns counts, what was driven
     and warnings for the report. Raises TargetError / ValueError before writing anything when
-    something is wrong."""
+    something is wrong. ``smoothing``: applied to the take's raw values first (none: raw);
+    the take itself is not changed, so it can be baked again with other smoothing."""
     from ..core.animation.retarget import Mapping
+    from ..core.solve.smoothing import smooth_take
 
     scene = scene or context.scene
     if character is None:
@@ -51,6 +53,9 @@ def bake_take(context, take, character, *, mapping=None, bones: dict | None = No
         rest = np.asarray(profile.head_rest, np.float64)
     elif take.meta.get("head_rest") is not None:
         rest = np.asarray(take.meta["head_rest"], np.float64).reshape(4, 4)
+    raw = take
+    if smoothing is not None and smoothing.enabled:
+        take = smooth_take(take, smoothing)
     curves = take_to_curves(take, fps, scene.frame_start, face_id, missing, rest=rest, profile=profile)
     face_writer = rig_writer = fit = None
     warnings = []
@@ -70,7 +75,7 @@ def bake_take(context, take, character, *, mapping=None, bones: dict | None = No
             from ..core.solve.shapefit import ShapeFitError, fit_from_take
 
             try:
-                fit = fit_from_take(take, face_id=face_id, profile=profile)
+                fit = fit_from_take(raw, face_id=face_id, profile=profile)
             except ShapeFitError:
                 fit = None  # a JSON take has no mesh: keys are still baked, the shapes stay
     if character.rig is not None:
@@ -87,7 +92,8 @@ def bake_take(context, take, character, *, mapping=None, bones: dict | None = No
     action = take_action(take_name)
     done = {"frames": len(curves.frames), "shape_keys": 0, "bones": 0, "replay_error_mm": None,
             "action": action.name, "meshes": [], "channels": 0, "warnings": warnings,
-            "character": character.summary()}
+            "character": character.summary(),
+            "smoothing": smoothing.describe() if smoothing is not None else "raw"}
     if fit is not None:
         write_shape_fit(face, fit)
         done["replay_error_mm"] = float(fit.rms_mm)

@@ -48,7 +48,7 @@ def _transfer_lines(done: dict) -> str:
             f"performer): " + (", ".join(rows) if rows else "no channel could be measured"))
 
 
-def write_blend(take, out: Path, model_path=None, character=None, look=False, check=0) -> str:
+def write_blend(take, out: Path, model_path=None, character=None, look=False, check=0, smoothing=None) -> str:
     """The capture rig (or the ``character`` file, found and mapped) with ``take`` baked into
     the current (new) file, saved as ``out`` (the take as .npz beside it). Returns the summary."""
     from ..core.capture.model import load_model
@@ -79,6 +79,10 @@ def write_blend(take, out: Path, model_path=None, character=None, look=False, ch
         what = ch.name
     out.parent.mkdir(parents=True, exist_ok=True)
     take_path = take.save(out.with_suffix(".npz"))
+    if smoothing is not None:  # the file keeps the choice: re-baking in Blender gives the same keys
+        pg = scene.facemesh.smoothing
+        for region in ("eyes", "brows", "mouth", "head_rotation", "head_position"):
+            setattr(pg, region, smoothing.level(region))
     done = bake_with_scene(bpy.context, take, scene, take_path)
     list_take(scene, take, take_path)
     if character is not None and check:

@@ -63,8 +63,8 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     prof = options.profile(scene)
     face_writer, rig_writer = _writers(scene)
     settings = settings or options.worker_settings(context, preview=True)
-    session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg,
-                                                  "filters": settings.filters.as_dict()})
+    session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg, "values": "raw",
+                                                  "live_smoothing": settings.smoothing.as_dict()})
     state.session, state.face, state.rig, state.profile = session, face_writer, rig_writer, prof
     state.rest = np.asarray(prof.head_rest, np.float64) if prof is not None and prof.head_rest is not None else None
     state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
@@ -159,16 +159,17 @@ def tick() -> float | None:
 
 
 def apply_face(face) -> None:
-    """Put one tracked face on the targets (main thread)."""
-    scores = face.blendshapes[None]
+    """Put one tracked face on the targets (main thread), as the live smoothing shows it."""
+    head_matrix, scores = face.shown
+    scores = scores[None]
     if state.profile is not None:
         scores = state.profile.apply(scores)
     if state.face is not None:
         state.face.apply(scores)
     if state.rig is not None:
         if state.rest is None:
-            state.rest = np.asarray(face.head_matrix, np.float64)  # first face seen = rest
-        quats, loc = pose_to_blender(face.head_matrix[None], state.rest)
+            state.rest = np.asarray(head_matrix, np.float64)  # first face seen = rest
+        quats, loc = pose_to_blender(head_matrix[None], state.rest)
         state.rig.apply(rig_channels(quats, loc, scores, state.neck_share, state.use_location,
                                      state.rig.has_neck, state.eye_range))
 

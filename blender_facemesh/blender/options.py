@@ -10,7 +10,6 @@ from pathlib import Path
 import bpy
 
 from ..core.camera import DEFAULT_FOV_DEG
-from ..core.solve.filters import FilterSettings, OneEuroSettings
 from ..core.capture.landmarker import LandmarkerSettings
 from ..core.tracking.worker import WorkerSettings
 
@@ -46,21 +45,34 @@ def check_model(context) -> str:
 def worker_settings(context, preview: bool = False) -> WorkerSettings:
     p = preferences(context)
     lm = LandmarkerSettings(model_path=model_path(context), delegate=p.delegate if p else "AUTO")
-    if p is None:
-        filters, fov = FilterSettings(), DEFAULT_FOV_DEG
-    elif not p.smoothing:
-        filters, fov = FilterSettings.off(), p.fov_deg
-    else:
-        filters = FilterSettings(blendshapes=OneEuroSettings(min_cutoff=p.expression_cutoff, beta=p.expression_beta),
-                                 pose=OneEuroSettings(min_cutoff=p.pose_cutoff, beta=p.pose_beta))
-        fov = p.fov_deg
+    fov = p.fov_deg if p is not None else DEFAULT_FOV_DEG
     rate = p.preview_rate if p is not None else 4.0
     shape = face_shape(context.scene)
     if shape is not None:
         fov = shape.fov_deg  # the calibration knows the camera it was made with
-    return WorkerSettings(landmarker=lm, filters=filters, fov_deg=fov, face_shape=shape,
+    return WorkerSettings(landmarker=lm, smoothing=live_smoothing(context), fov_deg=fov, face_shape=shape,
                           preview_width=PREVIEW_WIDTH if preview and rate > 0 else 0,
                           preview_rate=rate if preview else 0.0)
+
+
+def live_smoothing(context):
+    """What the live rig shows: the preferences' live smoothing (Balanced without them)."""
+    from ..core.solve.smoothing import Smoothing
+
+    p = preferences(context)
+    return smoothing_of(p.live_smoothing) if p is not None else Smoothing()
+
+
+def bake_smoothing(scene):
+    """What bakes and exports apply to the raw take: the scene's smoothing."""
+    return smoothing_of(scene.facemesh.smoothing)
+
+
+def smoothing_of(pg):
+    """The core's Smoothing from a smoothing property group (the panel's or the preferences')."""
+    from ..core.solve.smoothing import REGIONS, Smoothing
+
+    return Smoothing(*(getattr(pg, r) for r in REGIONS), preset=pg.preset)
 
 
 def character(scene):
@@ -206,4 +218,5 @@ def bake_kwargs(scene) -> dict:
     ch = character(scene)
     return {"character": ch, "mapping": mapping(scene, ch), "bones": bones(scene, ch),
             "profile": profile(scene), "missing": s.missing, "neck_share": s.neck_share,
-            "use_location": s.use_location, "fit_shapes": s.fit_shapes, "eye_range_deg": s.eye_range}
+            "use_location": s.use_location, "fit_shapes": s.fit_shapes, "eye_range_deg": s.eye_range,
+            "smoothing": bake_smoothing(scene)}

@@ -49,13 +49,15 @@ def take_name(path) -> str:
     return Path(str(path)).stem if path else "Take"
 
 
-def bake_with_scene(context, take, scene=None, path=None) -> dict:
-    """Bake with the scene's character and settings into the take's own action (named after
-    the take file ``path``); raises FacemeshError (TargetError, TakeError...) untouched."""
+def bake_with_scene(context, take, scene=None, path=None, **overrides) -> dict:
+    """Bake with the scene's character and settings (``overrides``: any of them replaced, e.g.
+    the command line's smoothing) into the take's own action (named after the take file
+    ``path``); raises FacemeshError (TargetError, TakeError...) untouched."""
     from .bake import bake_take
 
     scene = scene or context.scene
-    done = bake_take(context, take, scene=scene, take_name=take_name(path), **options.bake_kwargs(scene))
+    kwargs = {**options.bake_kwargs(scene), **overrides}
+    done = bake_take(context, take, scene=scene, take_name=take_name(path), **kwargs)
     if done.get("replay_error_mm") is not None:
         scene.facemesh.replay_error_mm = done["replay_error_mm"]
     return done

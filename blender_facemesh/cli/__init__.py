@@ -26,7 +26,7 @@ import os
 
 from ..core.errors import FacemeshError
 from .blend import cmd_blend
-from .common import add_tracking_args, fail
+from .common import add_smoothing_args, add_tracking_args, fail
 from .setup import cmd_fetch_model, cmd_info
 from .takes import cmd_convert, cmd_overlay, cmd_report
 from .track import cmd_batch, cmd_calibrate, cmd_track
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --character: render this many baked frames and report per channel how "
                         "closely the character follows the performer")
     add_tracking_args(b)
+    add_smoothing_args(b, "applied to the take before it is baked")
     bt = sub.add_parser("batch", help="track many videos into takes (and .blend files); bad files are "
                                       "reported and skipped (exit 1 if any failed)")
     bt.add_argument("inputs", nargs="+", help="video files and/or folders of videos")
@@ -72,12 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--format", choices=["npz", "json"], default="npz", help="take file format (default npz)")
     bt.add_argument("--blend", action="store_true", help="also write a .blend per video with the rig baked (bpy)")
     add_tracking_args(bt)
+    add_smoothing_args(bt, "for the .blend files (--blend)")
     ov = sub.add_parser("overlay", help="the video with the tracked mesh, head axes and strongest "
                                         "blendshapes drawn on it")
     ov.add_argument("input", help="video file")
     ov.add_argument("--output", "-o", required=True, help=".mp4 to write")
     ov.add_argument("--take", help="a saved take of this video (.npz/.json) instead of tracking it again")
     add_tracking_args(ov)
+    add_smoothing_args(ov, "of the pose and scores drawn")
     rp = sub.add_parser("report", help="a tracking report for a take: faces found, drops, head range, "
                                        "channel ranges, jitter on still stretches; optional PNG plot")
     rp.add_argument("take", help="take file (.npz or .json)")
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--output", "-o", required=True, help="file to write: .npz, .json or .csv")
     cv.add_argument("--fps", type=float, default=None, help="timecode rate of a .csv (default: read from it)")
     cv.add_argument("--drop-frame", action="store_true", help="write drop-frame timecodes (29.97 / 59.94)")
+    add_smoothing_args(cv, "of a .csv export (.npz and .json takes stay raw)")
     f = sub.add_parser("fetch-model", help="download face_landmarker.task into the user cache")
     f.add_argument("--dest", help="file to write (default: user cache)")
     sub.add_parser("info", help="show the model, delegate and versions found here")

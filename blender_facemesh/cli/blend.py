@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import OutputError
-from .common import NO_BPY, apply_performer, fail, have_bpy, is_take_file, load_take, track_file
+from .common import (NO_BPY, apply_performer, fail, have_bpy, is_take_file, load_take, smoothing_settings,
+                     track_file)
 
 
-def write_blend_file(take, out: Path, model_path=None, character=None, look=False, check=0) -> str:
+def write_blend_file(take, out: Path, model_path=None, character=None, look=False, check=0, smoothing=None) -> str:
     """The capture rig (or ``character``, a file) with ``take`` baked, saved as ``out`` (bpy);
     the add-on registered for it."""
     from .. import register, unregister
@@ -19,7 +20,8 @@ def write_blend_file(take, out: Path, model_path=None, character=None, look=Fals
         if registered_here:
             register()
         try:
-            return write_blend(take, out, model_path, character=character, look=look, check=check)
+            return write_blend(take, out, model_path, character=character, look=look, check=check,
+                               smoothing=smoothing)
         finally:
             if registered_here:
                 unregister()  # bpy 4.5 does not exit while add-on classes are still registered
@@ -46,9 +48,11 @@ def cmd_blend(args) -> int:
     elif getattr(args, "look", False) or getattr(args, "check", 0):
         return fail("--look and --check need --character")
     apply_performer(args)
+    smoothing = smoothing_settings(args)
     find_model(args.model)
     take = load_take(args.input) if is_take_file(args.input) else track_file(args.input, args)
     if not len(take) or not take.face_present.any():
         return fail(f"no face found in {args.input}: nothing to animate")
-    print(write_blend_file(take, out, args.model, character, getattr(args, "look", False), getattr(args, "check", 0)))
+    print(write_blend_file(take, out, args.model, character, getattr(args, "look", False), getattr(args, "check", 0),
+                           smoothing))
     return 0

@@ -67,9 +67,6 @@ def add_tracking_args(p: argparse.ArgumentParser) -> None:
                         f"else {DEFAULT_FOV_DEG:g})")
     p.add_argument("--performer", help="performer profile (.json, from `calibrate`): head pose from their own face")
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence")
-    p.add_argument("--no-filter", action="store_true", help="switch smoothing off")
-    p.add_argument("--min-cutoff", type=float, default=None, help="One Euro min cut-off (Hz) for all channels")
-    p.add_argument("--beta", type=float, default=None, help="One Euro beta for blendshapes and pose")
     p.add_argument("--simulate-live", action="store_true",
                    help="play a video file at real-time pace, dropping frames like a camera")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (cameras)")
@@ -78,6 +75,26 @@ def add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-fps", type=float, default=None, help="camera: requested fps")
     p.add_argument("--backend", default="auto", help="camera backend: auto, v4l2, dshow, msmf, avfoundation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_smoothing_args(p: argparse.ArgumentParser, what: str) -> None:
+    """Smoothing as the add-on's panel has it: a preset, then any region set apart from it."""
+    from ..core.solve.smoothing import LEVELS, PRESETS, REGION_LABELS, REGIONS
+
+    p.add_argument("--smoothing", type=str.lower, default="balanced", choices=[x.lower() for x in PRESETS],
+                   help=f"smoothing {what} (default balanced; raw: none); takes always keep the raw values")
+    p.add_argument("--no-filter", action="store_true", help="the same as --smoothing raw")
+    for r in REGIONS:
+        p.add_argument(f"--smooth-{r.replace('_', '-')}", dest=f"smooth_{r}", type=str.lower, default=None,
+                       choices=[x.lower() for x in LEVELS], help=f"{REGION_LABELS[r].lower()}: another level than the preset's")
+
+
+def smoothing_settings(args):
+    """--smoothing, --no-filter and --smooth-REGION into the core's Smoothing."""
+    from ..core.solve.smoothing import REGIONS, Smoothing
+
+    base = Smoothing.from_preset("raw" if getattr(args, "no_filter", False) else getattr(args, "smoothing", "balanced"))
+    return base.with_regions(**{r: getattr(args, f"smooth_{r}", None) for r in REGIONS})
 
 
 def apply_performer(args) -> None:
@@ -103,29 +120,16 @@ def check_fov(fov) -> None:
         raise SettingsError("--fov must be between 1 and 179 degrees")
 
 
-def worker_settings(args, filters=None):
-    """The tracking options every tracking command shares (after apply_performer)."""
+def worker_settings(args):
+    """The tracking options every tracking command shares (after apply_performer). The takes
+    are raw; smoothing is applied by the commands that bake or export them."""
     from ..core.capture.landmarker import LandmarkerSettings
+    from ..core.solve.smoothing import Smoothing
     from ..core.tracking.worker import WorkerSettings
 
     return WorkerSettings(
         landmarker=LandmarkerSettings(model_path=args.model, num_faces=args.num_faces, delegate=args.delegate),
-        filters=filters or filter_settings(args), fov_deg=args.fov, face_shape=args.face_shape)
-
-
-def filter_settings(args):
-    from ..core.solve.filters import FilterSettings
-
-    if args.no_filter:
-        return FilterSettings.off()
-    fs = FilterSettings()
-    if args.beta is not None:
-        fs.blendshapes.beta = fs.pose.beta = args.beta
-    for s in (fs.landmarks, fs.blendshapes, fs.pose):
-        if args.min_cutoff is not None:
-            s.min_cutoff = args.min_cutoff
-        s.validate()
-    return fs
+        smoothing=Smoothing.off(), fov_deg=args.fov, face_shape=args.face_shape)
 
 
 def input_path(spec: str) -> str:

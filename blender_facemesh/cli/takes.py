@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import ProgressBar, apply_performer, fail, have_bpy, load_take, track_file, writing
+from .common import (ProgressBar, apply_performer, fail, have_bpy, load_take, smoothing_settings, track_file,
+                     writing)
 
 
 def _keep_audio(silent: Path, source: str, out: Path) -> str:
@@ -49,6 +50,9 @@ def cmd_overlay(args) -> int:
         else:
             find_model(args.model)
             take = track_file(args.input, args)
+        from ..core.solve.smoothing import smooth_take
+
+        take = smooth_take(take, smoothing_settings(args))  # drawn as it will be baked
         info = writing(out, write_overlay_video, args.input, take, silent,
                         on_progress=lambda d, t: bar.update(d, "draw"))
         bar.close()
@@ -83,7 +87,10 @@ def cmd_convert(args) -> int:
         return fail(f"output {out.name} must end in .npz, .json or .csv")
     take = read_csv(src, fps=args.fps) if src.suffix.lower() == ".csv" else Take.load(src)
     if out.suffix.lower() == ".csv":
-        writing(out, write_csv, take, out, fps=args.fps, drop_frame=args.drop_frame)
+        from ..core.solve.smoothing import smooth_take
+
+        smoothed = smooth_take(take, smoothing_settings(args))  # what other tools import: the finished curves
+        writing(out, write_csv, smoothed, out, fps=args.fps, drop_frame=args.drop_frame)
     else:
         writing(out, take.save, out)
     print(f"wrote {out}: {len(take)} frames, {take.duration:.2f} s at {take.fps:g} fps")

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core.errors import FacemeshError
 from .blend import write_blend_file
 from .common import (EXIT_FAILED, VIDEO_EXTENSIONS, NO_BPY, ProgressBar, apply_performer, check_fov, fail,
-                     filter_settings, have_bpy, input_path, is_take_file, load_take, track_file,
+                     have_bpy, smoothing_settings, input_path, is_take_file, load_take, track_file,
                      worker_settings)
 
 
@@ -23,10 +23,9 @@ def cmd_track(args) -> int:
     if not 1 <= args.num_faces <= 8:
         return fail("--num-faces must be between 1 and 8")
     apply_performer(args)
-    filters = filter_settings(args)
     source = open_source(input_path(args.input), fps=args.fps, simulate_live=args.simulate_live, width=args.width,
                          height=args.height, camera_fps=args.camera_fps, backend=args.backend)
-    settings = worker_settings(args, filters)
+    settings = worker_settings(args)
     info = source.info
     take = new_take(info, settings, num_faces=args.num_faces)
     bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
@@ -110,7 +109,8 @@ def cmd_batch(args) -> int:
             take.save(dest)
             line = f"{label}: {len(take)} frames, face in {int(take.face_present.sum())} -> {dest}"
             if args.blend:
-                line += "; " + write_blend_file(take, out_dir / f"{video.stem}.blend", args.model)
+                line += "; " + write_blend_file(take, out_dir / f"{video.stem}.blend", args.model,
+                                                smoothing=smoothing_settings(args))
             print(line, flush=True)
         except (FacemeshError, OSError) as exc:
             failed.append((str(video), str(exc)))
@@ -126,7 +126,7 @@ def cmd_calibrate(args) -> int:
     from ..core.capture.landmarker import LandmarkerSettings
     from ..core.capture.model import load_model
     from ..core.solve.calibration import PerformerProfile
-    from ..core.solve.filters import FilterSettings
+    from ..core.solve.smoothing import Smoothing
     from ..core.tracking.worker import WorkerSettings
 
     out = Path(args.output)
@@ -137,9 +137,8 @@ def cmd_calibrate(args) -> int:
     if is_take_file(args.input):
         take = load_take(args.input)
     else:
-        # raw landmarks: smoothing would lag the turns the solve learns from
         settings = WorkerSettings(landmarker=LandmarkerSettings(model_path=args.model, delegate=args.delegate),
-                                  filters=FilterSettings.off())
+                                  smoothing=Smoothing.off())
         take = track_file(args.input, args, settings=settings)
     t0 = time.monotonic()
     calib = faceshape.from_take(take, model.canonical_vertices, fov_deg=args.fov, name=args.input)

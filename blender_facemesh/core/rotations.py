@@ -110,6 +110,18 @@ def rodrigues(w: np.ndarray) -> np.ndarray:
 
 
 
+def rotation_log(r: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> rotation vectors (..., 3), the inverse of :func:`rodrigues`
+    for angles below 180 degrees (through quaternions, which stay accurate near zero)."""
+    r = np.asarray(r, dtype=np.float64)
+    flat = r.reshape(-1, 3, 3)
+    q = np.array([matrix_to_quaternion(m) for m in flat]).reshape(r.shape[:-2] + (4,))
+    s = np.sqrt((q[..., 1:] ** 2).sum(-1))
+    angle = 2.0 * np.arctan2(s, q[..., 0])
+    k = np.where(s > 1e-12, angle / np.where(s > 1e-12, s, 1.0), 2.0)
+    return q[..., 1:] * k[..., None]
+
+
 def continuous_quaternions(q: np.ndarray) -> np.ndarray:
     """Flip signs along a (N,4) quaternion sequence so neighbours lie on the same hemisphere;
     interpolating F-curves between q and -q would spin the head the long way round."""

@@ -57,10 +57,8 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
             self.report({"INFO"}, f"turn your head slowly left and right, then up and down, for {self.seconds:.0f} s, "
                                   "keeping a relaxed face")
             return "LIVE"
-        from ..core.solve.filters import FilterSettings
-
         settings = options.worker_settings(context)
-        settings.filters, settings.face_shape = FilterSettings.off(), None
+        settings.face_shape = None  # the landmarks a take records are raw whatever the live smoothing
         self._job = BackgroundJob(_solve_from_file, bpy.path.abspath(self.filepath), canonical, fov, settings)
         return True
 

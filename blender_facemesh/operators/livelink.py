@@ -80,7 +80,10 @@ class FACEMESH_OT_export_livelink(bpy.types.Operator):
             self.report({"ERROR"}, "give the .csv file to write")
             return {"CANCELLED"}
         try:
-            take = Take.load(bpy.path.abspath(src))
+            from ..blender.options import bake_smoothing
+            from ..core.solve.smoothing import smooth_take
+
+            take = smooth_take(Take.load(bpy.path.abspath(src)), bake_smoothing(context.scene))
             path = write_csv(take, dest)
         except FacemeshError as exc:
             self.report({"ERROR"}, f"cannot export: {exc}")

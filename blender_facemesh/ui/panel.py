@@ -124,6 +124,13 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
                 box.label(text=st["delegate_reason"][:80])
             if st["recording"]:
                 box.label(text=f"recording: {st['recorded']} frames", icon="REC")
+        if s.source != "VIDEO":
+            from ..blender.options import preferences
+            from ..properties import draw_smoothing
+
+            prefs = preferences(context)
+            if prefs is not None:  # the live rig's smoothing (machine-wide, in the preferences)
+                draw_smoothing(layout.box(), prefs.live_smoothing, "Live Smoothing")
         if st["message"]:
             layout.label(text=st["message"][:120], icon="INFO")
         img = bpy.data.images.get(PREVIEW_IMAGE)
@@ -270,6 +277,11 @@ class FACEMESH_PT_bake(_Panel, bpy.types.Panel):
         layout = self.layout
         layout.prop(s, "missing")
         layout.prop(s, "fit_shapes")
+        from ..properties import draw_smoothing
+
+        box = layout.box()
+        draw_smoothing(box, s.smoothing, "Smoothing")
+        box.label(text="Takes keep raw values: change this and bake the take again", icon="INFO")
         if s.replay_error_mm >= 0:
             layout.label(text=f"shape-key replay error: {s.replay_error_mm:.2f} mm RMS")
         layout.prop(s, "take_dir")

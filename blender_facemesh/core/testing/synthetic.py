@@ -57,6 +57,36 @@ def head_turn_sequence(n_frames: int, yaw_amp: float = 25.0, pitch_amp: float = 
     ], axis=1)
 
 
+def fast_turn_sequence(seconds: float = 8.0, fps: float = 30.0, yaw_amp: float = 40.0, pitch_amp: float = 20.0,
+                       roll_amp: float = 15.0, peak_speed: float = 90.0, still_seconds: float = 1.0) -> np.ndarray:
+    """Ordinary fast head turns with known truth, as (n, 3) [yaw, pitch, roll] degrees: still
+    for ``still_seconds`` (jitter is measured there), moving for ``seconds``, still again.
+
+    Smoothing is judged on this: the turns reach ``peak_speed`` deg/s (about 65 median, as a
+    person turning to look at something), so a filter that lags shows it as degrees of error.
+    Each axis is a sinusoid of its own frequency, eased in and out, so the motion never jumps.
+    """
+    n_move = int(round(seconds * fps))
+    hold = np.zeros((int(round(still_seconds * fps)), 3))
+    if n_move < 2:
+        return hold
+    t = np.arange(n_move, dtype=np.float64) / fps
+    ease = np.sin(np.pi * np.clip(t / min(1.0, seconds / 2), 0, 1) / 2) ** 2
+    ease = np.minimum(ease, ease[::-1])
+    amps = np.array([yaw_amp, pitch_amp, roll_amp], np.float64)
+
+    def path(rate):
+        freq, phase = np.array([0.33, 0.47, 0.39]) * rate, np.array([0.0, 0.9, 2.1])
+        return amps * np.sin(2 * np.pi * freq * t[:, None] + phase) * ease[:, None]
+
+    rate = 1.0
+    for _ in range(4):  # speed grows with the rate: a few rescalings land on the peak
+        speed = np.linalg.norm(np.diff(path(rate), axis=0), axis=1).max() * fps
+        rate *= peak_speed / speed
+    move = path(rate)
+    return np.concatenate([hold + move[:1], move, hold + move[-1:]])
+
+
 # --- the textured mesh ------------------------------------------------------------------------
 
 def _astronaut() -> np.ndarray:

@@ -1,11 +1,11 @@
-"""The capture thread: source -> landmarker -> geometry -> filters -> a queue of plain samples.
+"""The capture thread: source -> landmarker -> geometry -> live smoothing -> a queue of plain samples.
 
 THIS MODULE MUST NEVER IMPORT OR TOUCH bpy. It runs off Blender's main thread; Blender's
 side only drains the queue (``drain()``) from a timer. MediaPipe is created, used and closed
 on the worker's own thread, so the main thread never runs inference.
 
 Three threads per capture, a pipeline: a reader that decodes frames, the worker that runs
-the landmarker, and a finisher (face ids, geometry, filters), so that decoding and the numpy
+the landmarker, and a finisher (face ids, geometry, live smoothing), so that decoding and the numpy
 work overlap with MediaPipe's inference. Live sources keep only the newest frame and drop the
 oldest sample when the consumer lags; file sources block instead and never drop a frame.
 """
@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 
 from ..errors import FacemeshError
-from ..solve.filters import FaceFilter, FilterSettings
+from ..solve.smoothing import LiveSmoother, Smoothing
 from ..camera import DEFAULT_FOV_DEG
 from ..solve.geometry import FaceGeometry
 from ..capture.landmarker import Landmarker, LandmarkerSettings
@@ -44,11 +44,22 @@ class WorkerError(FacemeshError):
 @dataclass
 class FaceSample:
     id: int
-    landmarks: np.ndarray    # (478, 3) float32, normalized image coordinates (smoothed)
-    head_matrix: np.ndarray  # (4, 4) float64, canonical -> camera, cm (smoothed)
+    landmarks: np.ndarray    # (478, 3) float32, normalized image coordinates
+    head_matrix: np.ndarray  # (4, 4) float64, canonical -> camera, cm
     mesh: np.ndarray         # (468, 3) float32, pose-free face in canonical space, cm
-    blendshapes: np.ndarray  # (52,) float32, ARKit order (smoothed)
-    mp_matrix: np.ndarray    # (4, 4) float32, MediaPipe's own pose, unsmoothed (for checks)
+    blendshapes: np.ndarray  # (52,) float32, ARKit order
+    mp_matrix: np.ndarray    # (4, 4) float32, MediaPipe's own pose (for checks)
+    # what the live rig shows: the above after the live (causal) smoothing; takes record the
+    # raw values above, and baking smooths them again without lag
+    shown_head_matrix: np.ndarray | None = None
+    shown_blendshapes: np.ndarray | None = None
+
+    @property
+    def shown(self) -> tuple[np.ndarray, np.ndarray]:
+        """(head matrix, scores) for driving a rig live."""
+        if self.shown_head_matrix is None:
+            return self.head_matrix, self.blendshapes
+        return self.shown_head_matrix, self.shown_blendshapes
 
 
 @dataclass
@@ -65,7 +76,7 @@ class Sample:
 @dataclass
 class WorkerSettings:
     landmarker: LandmarkerSettings = field(default_factory=LandmarkerSettings)
-    filters: FilterSettings = field(default_factory=FilterSettings)
+    smoothing: Smoothing = field(default_factory=Smoothing)  # live only: takes keep raw values
     fov_deg: float = DEFAULT_FOV_DEG
     queue_size: int = 64          # samples waiting for the consumer
     stall_timeout: float = 3.0    # live: no frame this long means the camera stopped
@@ -333,7 +344,7 @@ class CaptureWorker:
             self._hand_on((index, t, frame, read_at, lm.detect_raw(frame, t)))
 
     def _finish_loop(self, lm: Landmarker) -> None:
-        """Finishing stage: face ids, geometry, filters, queue for the consumer."""
+        """Finishing stage: face ids, geometry, live smoothing, queue for the consumer."""
         try:
             self._finish(lm)
         except BaseException as exc:
@@ -344,7 +355,7 @@ class CaptureWorker:
         s = self.settings
         model = lm.model
         geometries: dict[tuple[int, int], FaceGeometry] = {}
-        filters: dict[int, FaceFilter] = {}
+        filters: dict[int, LiveSmoother] = {}
         next_picture = 0.0
         while True:
             try:
@@ -360,9 +371,9 @@ class CaptureWorker:
             faces = []
             for f in det.faces:
                 flt = filters.get(f.id)
-                if flt is None:
-                    flt = filters[f.id] = FaceFilter(s.filters)
-                landmarks = flt.landmarks(f.landmarks, t)
+                if flt is None and s.smoothing.enabled:
+                    flt = filters[f.id] = LiveSmoother(s.smoothing)
+                landmarks = np.asarray(f.landmarks, np.float64)
                 # the performer's own face: a perspective PnP per face (it warm-starts from the
                 # face's last pose); else MediaPipe's pipeline on the canonical face
                 key = (w, h, f.id) if s.face_shape is not None else (w, h)
@@ -376,13 +387,17 @@ class CaptureWorker:
                         geo = FaceGeometry(model.canonical_vertices, model.procrustes_weights, w, h, s.fov_deg)
                     geometries[key] = geo
                 pose, _metric, mesh = geo.solve(landmarks)
+                scores = np.clip(f.blendshapes, 0.0, 1.0).astype(np.float32)
+                shown = flt(pose, scores, t) if flt is not None else (None, None)
                 faces.append(FaceSample(
                     id=f.id,
                     landmarks=landmarks.astype(np.float32),
-                    head_matrix=flt.pose(pose, t),
+                    head_matrix=pose,
                     mesh=mesh.astype(np.float32),
-                    blendshapes=np.clip(flt.blendshapes(f.blendshapes, t), 0.0, 1.0).astype(np.float32),
+                    blendshapes=scores,
                     mp_matrix=f.mp_matrix,
+                    shown_head_matrix=shown[0],
+                    shown_blendshapes=None if shown[1] is None else shown[1].astype(np.float32),
                 ))
             present = {f.id for f in det.faces}
             for fid in [k for k in filters if k not in present]:
@@ -419,11 +434,11 @@ def _downscale(frame: np.ndarray, width: int) -> np.ndarray:
 
 
 def new_take(info, settings: WorkerSettings, source_extra: dict | None = None, **meta):
-    """An empty Take for a source's frames, noting how they are tracked (fov, smoothing)."""
+    """An empty Take for a source's frames, noting how they are tracked (fov; values raw)."""
     from ..take import Take
 
     return Take(info.fps, info.width, info.height, source={**info.as_dict(), **(source_extra or {})},
-                meta={"fov_deg": settings.fov_deg, "filters": settings.filters.as_dict(), **meta})
+                meta={"fov_deg": settings.fov_deg, "values": "raw", **meta})
 
 
 def track_take(source, settings: WorkerSettings | None = None, on_progress=None,

@@ -1,0 +1,242 @@
+"""Smoothing and head-pose quality, run by hand: python bench/quality.py [--footage DIR]
+
+Measured in one run and printed as one table (rows: raw MediaPipe values, each live preset,
+each offline preset):
+  * head-pose error (mean and p90, degrees) against the known rotation of synthetic clips with
+    fast head turns (yaw +-40, pitch +-20, roll +-15, up to 90 deg/s, 30 fps; still for a second
+    at each end), rendered at a known 50 degree field of view on three face shapes;
+  * jitter on still stretches of the real clips (``../shared/footage`` or
+    $BLENDER_FACEMESH_FOOTAGE; skipped when absent): RMS second difference of the head rotation
+    and of the scores where the face is still, as a share of raw;
+  * blink and jaw peak retention on the real clips (the output's peak beside each raw peak, as
+    a share of it);
+  * added delay in frames: the lag that best lines up the output's frame-to-frame changes with
+    raw's (cross-correlation with sub-frame refinement), on head rotation (synthetic) and on the
+    blink and jaw scores (real).
+The clips are tracked once, raw; every row smooths those same raw values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import numpy as np  # noqa: E402
+
+SHAPES = {"canonical": (1.0, 1.0, 1.0), "wider 10%, deeper 15%": (1.10, 1.00, 1.15),
+          "narrower 8%, flatter 10%": (0.92, 1.00, 0.90)}
+FOV = 50.0
+SIZE = (512, 512)
+
+
+def footage_dir(arg: str | None) -> Path | None:
+    for d in (arg, os.environ.get("BLENDER_FACEMESH_FOOTAGE"), Path(__file__).resolve().parents[2] / "shared" / "footage"):
+        if d and Path(d).is_dir():
+            return Path(d)
+    return None
+
+
+def track(path: Path, fov: float, cache: Path):
+    """A raw take of a clip (kept in ``cache`` so every row works on the same frames)."""
+    from blender_facemesh.core.capture.sources import VideoFileSource
+    from blender_facemesh.core.solve.smoothing import Smoothing
+    from blender_facemesh.core.take import Take
+    from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
+
+    out = cache / f"{path.stem}_{fov:g}.npz"
+    if out.is_file():
+        return Take.load(out)
+    take = track_take(VideoFileSource(path), WorkerSettings(smoothing=Smoothing.off(), fov_deg=fov))
+    take.save(out)
+    return take
+
+
+# --- measures ---------------------------------------------------------------------------------
+
+
+def _rot(mats: np.ndarray) -> np.ndarray:
+    from blender_facemesh.core.rotations import rotation_part
+
+    return np.array([rotation_part(m) for m in mats])
+
+
+def pose_errors(mats: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    from blender_facemesh.core.rotations import rotation_angle_deg
+
+    ok = np.isfinite(mats).all(axis=(1, 2))
+    return np.array([rotation_angle_deg(a, b) for a, b in zip(_rot(mats[ok]), truth[ok])])
+
+
+def rotation_degrees(mats: np.ndarray) -> np.ndarray:
+    """Head rotation as a rotation vector (degrees) about the clip's first frame."""
+    from blender_facemesh.core.rotations import rotation_log
+
+    r = _rot(mats)
+    return np.degrees(rotation_log(np.einsum("ji,njk->nik", r[0], r)))
+
+
+def _moving_mean(x: np.ndarray, k: int = 15) -> np.ndarray:
+    pad = np.pad(x, [(k // 2, k // 2)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+    c = np.cumsum(np.concatenate([np.zeros((1,) + x.shape[1:]), pad]), axis=0)
+    return (c[k:] - c[:-k]) / k
+
+
+def still_frames(x: np.ndarray, fps: float, limit: float) -> np.ndarray:
+    """Frames whose slow trend (a half-second mean) changes less than ``limit`` per second."""
+    m = _moving_mean(x)
+    speed = np.abs(np.gradient(m, axis=0)) * fps
+    return speed.max(axis=1) < limit if speed.ndim > 1 else speed < limit
+
+
+def jitter(x: np.ndarray, still: np.ndarray) -> float:
+    d2 = np.zeros_like(x)
+    d2[1:-1] = x[2:] - 2 * x[1:-1] + x[:-2]
+    keep = still.copy()
+    keep[[0, -1]] = False
+    return float(np.sqrt((d2[keep] ** 2).mean())) if keep.any() else float("nan")
+
+
+def peaks(x: np.ndarray, low: float = 0.3, prominence: float = 0.2, reach: int = 15) -> np.ndarray:
+    """Frames of the clear peaks (blinks, jaw opens) of a raw score."""
+    out = []
+    for i in range(1, len(x) - 1):
+        if x[i] >= low and x[i] >= x[i - 1] and x[i] > x[i + 1]:
+            lo, hi = max(0, i - reach), min(len(x), i + reach + 1)
+            if x[i] - min(x[lo:i].min(), x[i + 1:hi].min()) >= prominence and x[i] == x[lo:hi].max():
+                out.append(i)
+    return np.array(out, int)
+
+
+def delay(out: np.ndarray, raw: np.ndarray, most: int = 6) -> float:
+    """Frames by which ``out`` trails ``raw`` (positive: later), from frame-to-frame changes."""
+    a, b = np.diff(out, axis=0), np.diff(raw, axis=0)
+    n = len(a)
+    lags = np.arange(-most, most + 1)
+    # out[i + k] against raw[i]: the k that lines them up best is the delay
+    cc = np.array([(a[max(0, k):n + min(0, k)] * b[max(0, -k):n - max(0, k)]).sum() for k in lags])
+    i = int(np.argmax(cc))
+    if 0 < i < len(cc) - 1:
+        den = cc[i - 1] - 2 * cc[i] + cc[i + 1]
+        return float(lags[i] + (0.5 * (cc[i - 1] - cc[i + 1]) / den if den else 0.0))
+    return float(lags[i])
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def live(take, smoothing):
+    """The take as the live path would have shown it (the causal filter, frame by frame)."""
+    from blender_facemesh.core.solve.smoothing import LiveSmoother
+
+    out_m, out_s = take.head_matrix.copy(), take.blendshapes.copy()
+    f = LiveSmoother(smoothing)
+    for i, t in enumerate(take.t):
+        if take.face_ids[i, 0] >= 0:
+            out_m[i, 0], s = f(take.head_matrix[i, 0], take.blendshapes[i, 0], t)
+            out_s[i, 0] = s
+    return out_m[:, 0], out_s[:, 0]
+
+
+def offline(take, smoothing):
+    from blender_facemesh.core.solve.smoothing import smooth_take
+
+    s = smooth_take(take, smoothing)
+    return s.head_matrix[:, 0], s.blendshapes[:, 0]
+
+
+def measure(rows, synth, real):
+    from blender_facemesh.core.channels import ARKIT_INDEX
+
+    blink = [ARKIT_INDEX["eyeBlinkLeft"], ARKIT_INDEX["eyeBlinkRight"]]
+    jaw = [ARKIT_INDEX["jawOpen"]]
+    raw_cache = {}
+    results = []
+    for label, fn in rows:
+        errs, rot_delay = [], []
+        for take, truth in synth:
+            m, _ = fn(take)
+            errs.append(pose_errors(m, truth))
+            rm, _ = raw_cache.setdefault(("s", id(take)), (take.head_matrix[:, 0], None))
+            rot_delay.append(delay(rotation_degrees(m), rotation_degrees(rm)))
+        errs = np.concatenate(errs)
+        jr, js, keep_b, keep_j, sc_delay = [], [], [], [], []
+        for take in real:
+            m, s = fn(take)
+            rm, rs = take.head_matrix[:, 0], take.blendshapes[:, 0].astype(np.float64)
+            rv, ov = rotation_degrees(rm), rotation_degrees(m)
+            still = still_frames(rv, take.fps, 5.0)
+            jr.append(jitter(ov, still) / jitter(rv, still))
+            active = _moving_mean(rs) > 0.05
+            st = still_frames(rs, take.fps, 0.5)
+            num = den = 0.0
+            for c in range(rs.shape[1]):
+                k = st[:, c] & active[:, c] if st.ndim > 1 else st
+                if k.sum() > 10:
+                    num += jitter(s[:, c:c + 1], k) ** 2
+                    den += jitter(rs[:, c:c + 1], k) ** 2
+            if den:
+                js.append(np.sqrt(num / den))
+            for cols, keep in ((blink, keep_b), (jaw, keep_j)):
+                for c in cols:
+                    for p in peaks(rs[:, c]):
+                        keep.append(s[max(0, p - 1):p + 2, c].max() / rs[p, c])
+            sc_delay.append(delay(s[:, blink + jaw], rs[:, blink + jaw]))
+        results.append((label, errs.mean(), np.percentile(errs, 90), np.mean(jr) if jr else np.nan,
+                        np.mean(js) if js else np.nan, np.mean(keep_b) if keep_b else np.nan,
+                        np.mean(keep_j) if keep_j else np.nan, np.mean(rot_delay),
+                        np.mean(sc_delay) if sc_delay else np.nan))
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--footage", help="folder of real clips (default: $BLENDER_FACEMESH_FOOTAGE or ../shared/footage)")
+    ap.add_argument("--keep", help="keep the tracked takes in this folder and reuse them next time")
+    args = ap.parse_args()
+    from blender_facemesh.core.solve.smoothing import PRESETS, Smoothing
+    from blender_facemesh.core.testing.synthetic import fast_turn_sequence, write_clip
+
+    footage = footage_dir(args.footage)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(args.keep) if args.keep else Path(tmp)
+        cache.mkdir(parents=True, exist_ok=True)
+        synth = []
+        for i, shape in enumerate(SHAPES.values()):
+            clip = cache / f"fast_turn_{i}.mp4"
+            truth = write_clip(clip, fast_turn_sequence(), size=SIZE, shape=shape, fov_deg=FOV) \
+                if not clip.is_file() else None
+            if truth is None:
+                from blender_facemesh.core.rotations import euler_to_matrix
+
+                rotations = np.array([euler_to_matrix(*e) for e in fast_turn_sequence()])
+            else:
+                rotations = truth.rotations
+            synth.append((track(clip, FOV, cache), rotations))
+        real = [track(p, 63.0, cache) for p in sorted(footage.glob("*.mp4"))] if footage else []
+        if not real:
+            print("no real footage found: jitter and peak columns are empty", file=sys.stderr)
+        rows = [("raw", lambda t: (t.head_matrix[:, 0], t.blendshapes[:, 0].astype(np.float64)))]
+        for p in PRESETS[1:]:
+            rows.append((f"live {p.lower()}", lambda t, s=Smoothing.from_preset(p): live(t, s)))
+        for p in PRESETS[1:]:
+            rows.append((f"offline {p.lower()}", lambda t, s=Smoothing.from_preset(p): offline(t, s)))
+        results = measure(rows, synth, real)
+    print(f"synthetic: {len(synth)} face shapes x {len(synth[0][1])} frames, fov {FOV:g}; "
+          f"real clips: {len(real)} ({sum(len(t) for t in real)} frames)")
+    hdr = (f"| {'row':18s} | head err mean | p90  | head jitter | score jitter | blink peak | jaw peak "
+           f"| delay head | delay scores |")
+    print(hdr)
+    print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+    for label, mean, p90, jr, js, kb, kj, dr, ds in results:
+        print(f"| {label:18s} | {mean:13.2f} | {p90:4.2f} | {100 * jr:10.0f}% | {100 * js:11.0f}% "
+              f"| {100 * kb:9.0f}% | {100 * kj:7.0f}% | {dr:10.2f} | {ds:12.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
