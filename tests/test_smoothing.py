@@ -162,12 +162,18 @@ def test_real_take_offline_smoothing_is_not_late(sample_take, sample_clip):
     assert err(r_out) <= err(r_raw) + 0.05
 
 
-def test_old_filtered_takes_are_recognised():
+def test_old_filtered_takes_still_load_and_are_not_smoothed_twice(sample_take, tmp_path):
     from blender_facemesh.core.take import Take
 
-    old = Take(30, 64, 64, meta={"filters": {"pose": {"enabled": True, "min_cutoff": 1.0}}})
-    assert not raw_take(old)
-    assert raw_take(Take(30, 64, 64, meta={"values": "raw"}))
+    take = sample_take[0]
+    old = Take(take.fps, take.width, take.height, take.source,
+               {"fov_deg": 63.0, "filters": {"pose": {"enabled": True, "min_cutoff": 1.0, "beta": 0.3}}})
+    old.t, old.frame_index, old.face_ids, old.arrays = take.t, take.frame_index, take.face_ids, take.arrays
+    back = Take.load(old.save(tmp_path / "old.npz"))
+    assert not raw_take(back) and raw_take(take)
+    out = smooth_take(back, Smoothing())
+    np.testing.assert_array_equal(out.blendshapes, back.blendshapes)
+    assert "older" in out.meta["smoothing"]
 
 
 # --- live ---------------------------------------------------------------------------------------

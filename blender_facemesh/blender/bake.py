@@ -53,12 +53,17 @@ def bake_take(context, take, character, *, mapping=None, bones: dict | None = No
         rest = np.asarray(profile.head_rest, np.float64)
     elif take.meta.get("head_rest") is not None:
         rest = np.asarray(take.meta["head_rest"], np.float64).reshape(4, 4)
+    from ..core.solve.smoothing import raw_take
+
     raw = take
+    warnings = []
     if smoothing is not None and smoothing.enabled:
+        if not raw_take(take):
+            warnings.append("this take was smoothed when it was tracked (an older version): baked as it is, "
+                            "without the scene's smoothing; track the video again to choose the smoothing")
         take = smooth_take(take, smoothing)
     curves = take_to_curves(take, fps, scene.frame_start, face_id, missing, rest=rest, profile=profile)
     face_writer = rig_writer = fit = None
-    warnings = []
     meshes = character.meshes
     require_shape_keys(meshes)  # before the mapping: an empty one would skip FaceWriter's own check
     if meshes:

@@ -271,14 +271,15 @@ def smooth_poses(mats: np.ndarray, t: np.ndarray, present: np.ndarray, smoothing
 
 def smooth_take(take, smoothing: Smoothing):
     """A copy of ``take`` with every face's pose and scores smoothed offline (landmarks and
-    mesh stay raw). The take itself is not changed: it keeps the raw values."""
+    mesh stay raw). The take itself is not changed: it keeps the raw values. A take from an
+    older version, filtered while it was tracked, is not smoothed twice (see :func:`raw_take`)."""
     from ..take import Take
 
-    out = Take(take.fps, take.width, take.height, take.source,
-               {**take.meta, "smoothing": smoothing.as_dict()})
+    done = smoothing.as_dict() if raw_take(take) else "smoothed when tracked (an older take): left as it is"
+    out = Take(take.fps, take.width, take.height, take.source, {**take.meta, "smoothing": done})
     arrays = {k: getattr(take, k) for k in take.arrays}  # the properties: recorded frames are flushed
     out.t, out.frame_index, out.face_ids = take.t, take.frame_index, take.face_ids
-    if smoothing.enabled and len(take.t):
+    if smoothing.enabled and len(take.t) and raw_take(take):
         ids = take.face_ids
         mats, scores = arrays["head_matrix"].copy(), arrays["blendshapes"].copy()
         for fid in np.unique(ids[ids >= 0]):
@@ -296,8 +297,8 @@ def smooth_take(take, smoothing: Smoothing):
 
 
 def raw_take(take) -> bool:
-    """Whether a take holds raw values (takes from before smoothing moved to baking were
-    filtered while tracking; smoothing them again is harmless but smooths twice)."""
+    """Whether a take holds raw values: takes from before smoothing moved to baking were
+    filtered while tracking (their header says so under ``filters``)."""
     f = take.meta.get("filters")
     if not isinstance(f, dict):
         return True
