@@ -149,23 +149,24 @@ def offline(take, smoothing):
     return s.head_matrix[:, 0], s.blendshapes[:, 0]
 
 
-def measure(rows, synth, real):
+def measure(rows, real):
+    """rows: (label, smoothing fn, synthetic (take, truth) pairs, whether the real clips apply)."""
     from blender_facemesh.core.channels import ARKIT_INDEX
 
     blink = [ARKIT_INDEX["eyeBlinkLeft"], ARKIT_INDEX["eyeBlinkRight"]]
     jaw = [ARKIT_INDEX["jawOpen"]]
-    raw_cache = {}
+    nan = float("nan")
     results = []
-    for label, fn in rows:
+    for label, fn, synth, on_real in rows:
         errs, rot_delay = [], []
         for take, truth in synth:
             m, _ = fn(take)
             errs.append(pose_errors(m, truth))
-            rm, _ = raw_cache.setdefault(("s", id(take)), (take.head_matrix[:, 0], None))
-            rot_delay.append(delay(rotation_degrees(m), rotation_degrees(rm)))
+            rot_delay.append(delay(rotation_degrees(m), rotation_degrees(take.head_matrix[:, 0])))
+        per_shape = [e.mean() for e in errs]
         errs = np.concatenate(errs)
         jr, js, keep_b, keep_j, sc_delay = [], [], [], [], []
-        for take in real:
+        for take in real if on_real else []:
             m, s = fn(take)
             rm, rs = take.head_matrix[:, 0], take.blendshapes[:, 0].astype(np.float64)
             rv, ov = rotation_degrees(rm), rotation_degrees(m)
@@ -175,7 +176,7 @@ def measure(rows, synth, real):
             st = still_frames(rs, take.fps, 0.5)
             num = den = 0.0
             for c in range(rs.shape[1]):
-                k = st[:, c] & active[:, c] if st.ndim > 1 else st
+                k = st & active[:, c]  # the whole face still, this channel active
                 if k.sum() > 10:
                     num += jitter(s[:, c:c + 1], k) ** 2
                     den += jitter(rs[:, c:c + 1], k) ** 2
@@ -186,56 +187,114 @@ def measure(rows, synth, real):
                     for p in peaks(rs[:, c]):
                         keep.append(s[max(0, p - 1):p + 2, c].max() / rs[p, c])
             sc_delay.append(delay(s[:, blink + jaw], rs[:, blink + jaw]))
-        results.append((label, errs.mean(), np.percentile(errs, 90), np.mean(jr) if jr else np.nan,
-                        np.mean(js) if js else np.nan, np.mean(keep_b) if keep_b else np.nan,
-                        np.mean(keep_j) if keep_j else np.nan, np.mean(rot_delay),
-                        np.mean(sc_delay) if sc_delay else np.nan))
+        mean = lambda v: float(np.mean(v)) if len(v) else nan  # noqa: E731
+        results.append((label, errs.mean(), np.percentile(errs, 90), per_shape, mean(jr), mean(js),
+                        mean(keep_b), mean(keep_j), mean(rot_delay), mean(sc_delay)))
     return results
+
+
+def calibrate(cache: Path, shape, fov_known: bool):
+    """The performer's face shape from a head-turn calibration clip of this face (yaw +-40,
+    pitch +-20), with the field of view given or estimated."""
+    from blender_facemesh.core import faceshape
+    from blender_facemesh.core.capture.model import load_model
+    from blender_facemesh.core.testing.synthetic import head_turn_sequence, write_clip
+
+    clip = cache / f"calibration_{'_'.join(f'{v:g}' for v in shape)}.mp4"
+    if not clip.is_file():
+        write_clip(clip, head_turn_sequence(150, 40.0, 20.0, 10.0), size=SIZE, shape=shape, fov_deg=FOV)
+    take = track(clip, FOV, cache)
+    return faceshape.from_take(take, load_model().canonical_vertices, fov_deg=FOV if fov_known else None)
+
+
+def track_with_shape(path: Path, calib, cache: Path, tag: str):
+    from blender_facemesh.core.capture.sources import VideoFileSource
+    from blender_facemesh.core.solve.smoothing import Smoothing
+    from blender_facemesh.core.take import Take
+    from blender_facemesh.core.tracking.worker import WorkerSettings, track_take
+
+    out = cache / f"{path.stem}_{tag}.npz"
+    if out.is_file():
+        return Take.load(out)
+    take = track_take(VideoFileSource(path), WorkerSettings(smoothing=Smoothing.off(), fov_deg=calib.fov_deg,
+                                                            face_shape=calib))
+    take.save(out)
+    return take
+
+
+def _cell(v, fmt, pct=False):
+    if v != v:  # NaN: not measured for this row
+        return "-"
+    return format(100 * v if pct else v, fmt) + ("%" if pct else "")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--footage", help="folder of real clips (default: $BLENDER_FACEMESH_FOOTAGE or ../shared/footage)")
     ap.add_argument("--keep", help="keep the tracked takes in this folder and reuse them next time")
+    ap.add_argument("--no-calibration", action="store_true", help="leave out the calibrated rows (faster)")
     args = ap.parse_args()
+    from blender_facemesh.core.rotations import euler_to_matrix
     from blender_facemesh.core.solve.smoothing import PRESETS, Smoothing
     from blender_facemesh.core.testing.synthetic import fast_turn_sequence, write_clip
 
     footage = footage_dir(args.footage)
+    rotations = np.array([euler_to_matrix(*e) for e in fast_turn_sequence()])
+    notes = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(args.keep) if args.keep else Path(tmp)
         cache.mkdir(parents=True, exist_ok=True)
-        synth = []
+        clips = []
         for i, shape in enumerate(SHAPES.values()):
             clip = cache / f"fast_turn_{i}.mp4"
-            truth = write_clip(clip, fast_turn_sequence(), size=SIZE, shape=shape, fov_deg=FOV) \
-                if not clip.is_file() else None
-            if truth is None:
-                from blender_facemesh.core.rotations import euler_to_matrix
-
-                rotations = np.array([euler_to_matrix(*e) for e in fast_turn_sequence()])
-            else:
-                rotations = truth.rotations
-            synth.append((track(clip, FOV, cache), rotations))
+            if not clip.is_file():
+                write_clip(clip, fast_turn_sequence(), size=SIZE, shape=shape, fov_deg=FOV)
+            clips.append(clip)
+        synth = [(track(c, FOV, cache), rotations) for c in clips]
         real = [track(p, 63.0, cache) for p in sorted(footage.glob("*.mp4"))] if footage else []
         if not real:
             print("no real footage found: jitter and peak columns are empty", file=sys.stderr)
-        rows = [("raw", lambda t: (t.head_matrix[:, 0], t.blendshapes[:, 0].astype(np.float64)))]
+        as_is = lambda t: (t.head_matrix[:, 0], t.blendshapes[:, 0].astype(np.float64))  # noqa: E731
+        rows = [("raw", as_is, synth, True)]
         for p in PRESETS[1:]:
-            rows.append((f"live {p.lower()}", lambda t, s=Smoothing.from_preset(p): live(t, s)))
+            rows.append((f"live {p.lower()}", lambda t, s=Smoothing.from_preset(p): live(t, s), synth, True))
         for p in PRESETS[1:]:
-            rows.append((f"offline {p.lower()}", lambda t, s=Smoothing.from_preset(p): offline(t, s)))
-        results = measure(rows, synth, real)
-    print(f"synthetic: {len(synth)} face shapes x {len(synth[0][1])} frames, fov {FOV:g}; "
-          f"real clips: {len(real)} ({sum(len(t) for t in real)} frames)")
-    hdr = (f"| {'row':18s} | head err mean | p90  | head jitter | score jitter | blink peak | jaw peak "
-           f"| delay head | delay scores |")
+            rows.append((f"offline {p.lower()}", lambda t, s=Smoothing.from_preset(p): offline(t, s), synth, True))
+        if not args.no_calibration:
+            balanced = lambda t: offline(t, Smoothing())  # noqa: E731
+            live_balanced = lambda t: live(t, Smoothing())  # noqa: E731
+            for known in (True, False):
+                calibs = [calibrate(cache, shape, known) for shape in SHAPES.values()]
+                tag = "shape_fov_known" if known else "shape_fov_estimated"
+                shaped = [(track_with_shape(c, cal, cache, tag), rotations) for c, cal in zip(clips, calibs)]
+                how = "fov known" if known else "fov estimated"
+                notes.append(f"face shape, {how}: fov " + ", ".join(f"{c.fov_deg:.1f}" for c in calibs)
+                             + f" deg (truth {FOV:g}); quality check "
+                             + ", ".join("passed" if not _problems(c) else "; ".join(_problems(c)) for c in calibs))
+                rows.append((f"raw + shape, {how}", as_is, shaped, False))
+                rows.append((f"live bal. + shape, {how}", live_balanced, shaped, False))
+                rows.append((f"offline bal. + shape, {how}", balanced, shaped, False))
+        results = measure(rows, real)
+    print(f"synthetic: {len(synth)} face shapes ({', '.join(SHAPES)}) x {len(rotations)} frames, fast turns "
+          f"(yaw +-40, pitch +-20, roll +-15, up to 90 deg/s), fov {FOV:g}; real clips: {len(real)} "
+          f"({sum(len(t) for t in real)} frames)")
+    hdr = (f"| {'row':36s} | head err mean | p90  | per shape          | head jitter | score jitter | blink peak "
+           f"| jaw peak | delay head | delay scores |")
     print(hdr)
     print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
-    for label, mean, p90, jr, js, kb, kj, dr, ds in results:
-        print(f"| {label:18s} | {mean:13.2f} | {p90:4.2f} | {100 * jr:10.0f}% | {100 * js:11.0f}% "
-              f"| {100 * kb:9.0f}% | {100 * kj:7.0f}% | {dr:10.2f} | {ds:12.2f} |")
+    for label, mean, p90, per, jr, js, kb, kj, dr, ds in results:
+        shapes = " / ".join(f"{v:.2f}" for v in per)
+        print(f"| {label:36s} | {mean:13.2f} | {p90:4.2f} | {shapes:18s} | {_cell(jr, '10.0f', True):>11s} "
+              f"| {_cell(js, '11.0f', True):>12s} | {_cell(kb, '9.0f', True):>10s} | {_cell(kj, '7.0f', True):>8s} "
+              f"| {dr:10.2f} | {_cell(ds, '12.2f'):>12s} |")
+    for n in notes:
+        print(n)
     return 0
+
+
+def _problems(calib) -> list[str]:
+    check = getattr(calib, "quality_problems", None)
+    return list(check()) if check is not None else []
 
 
 if __name__ == "__main__":
