@@ -222,6 +222,44 @@ def track_with_shape(path: Path, calib, cache: Path, tag: str):
     return take
 
 
+def plot(out: Path, synth, real) -> None:
+    """Raw, live and offline (Balanced) curves over time: the yaw of a fast synthetic turn with its
+    truth, and a real clip's blink and jaw, so the lag and the kept peaks can be seen."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from blender_facemesh.core.channels import ARKIT_INDEX
+    from blender_facemesh.core.rotations import matrix_to_euler
+    from blender_facemesh.core.solve.smoothing import Smoothing
+
+    fig = Figure(figsize=(10, 7), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(3, 1, 1)
+    take, truth = synth[0]
+    t = take.t
+    yaw = lambda mats: [matrix_to_euler(_rot(m[None])[0])[0] for m in mats]  # noqa: E731
+    ax.plot(t, [matrix_to_euler(r)[0] for r in truth], color="0.6", lw=3, label="truth")
+    ax.plot(t, yaw(take.head_matrix[:, 0]), lw=1, label="raw")
+    ax.plot(t, yaw(live(take, Smoothing())[0]), lw=1, label="live balanced")
+    ax.plot(t, yaw(offline(take, Smoothing())[0]), lw=1, label="offline balanced")
+    ax.set_ylabel("head yaw (deg)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("fast synthetic head turns (top); a real clip, studio_jaw_blink_smile (below)", fontsize=9)
+    clip = next((r for r in real if "jaw_blink" in str(r.source.get("name", ""))), real[0] if real else None)
+    for row, name in ((2, "eyeBlinkLeft"), (3, "jawOpen")):
+        ax = fig.add_subplot(3, 1, row)
+        if clip is None:
+            continue
+        c = ARKIT_INDEX[name]
+        ax.plot(clip.t, clip.blendshapes[:, 0, c], lw=1, label="raw")
+        ax.plot(clip.t, live(clip, Smoothing())[1][:, c], lw=1, label="live balanced")
+        ax.plot(clip.t, offline(clip, Smoothing())[1][:, c], lw=1, label="offline balanced")
+        ax.set_ylabel(name)
+    ax.set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(str(out))
+
+
 def _cell(v, fmt, pct=False):
     if v != v:  # NaN: not measured for this row
         return "-"
@@ -233,6 +271,7 @@ def main() -> int:
     ap.add_argument("--footage", help="folder of real clips (default: $BLENDER_FACEMESH_FOOTAGE or ../shared/footage)")
     ap.add_argument("--keep", help="keep the tracked takes in this folder and reuse them next time")
     ap.add_argument("--no-calibration", action="store_true", help="leave out the calibrated rows (faster)")
+    ap.add_argument("--plot", help="also draw raw, live and offline curves into this PNG")
     args = ap.parse_args()
     from blender_facemesh.core.rotations import euler_to_matrix
     from blender_facemesh.core.solve.smoothing import PRESETS, Smoothing
@@ -275,6 +314,8 @@ def main() -> int:
                 rows.append((f"live bal. + shape, {how}", live_balanced, shaped, False))
                 rows.append((f"offline bal. + shape, {how}", balanced, shaped, False))
         results = measure(rows, real)
+        if args.plot:
+            plot(Path(args.plot), synth, real)
     print(f"synthetic: {len(synth)} face shapes ({', '.join(SHAPES)}) x {len(rotations)} frames, fast turns "
           f"(yaw +-40, pitch +-20, roll +-15, up to 90 deg/s), fov {FOV:g}; real clips: {len(real)} "
           f"({sum(len(t) for t in real)} frames)")
