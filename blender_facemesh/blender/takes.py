@@ -70,6 +70,8 @@ def describe(done: dict) -> str:
         text += f" onto {len(meshes)} mesh{'es' if len(meshes) != 1 else ''}, {done.get('channels', 0)} channels"
     if done.get("action"):
         text += f", action {done['action']!r}"
+    if done.get("smoothing"):
+        text += f", smoothing {done['smoothing']}"
     if done.get("replay_error_mm") is not None:
         text += f"; shape keys fitted, replay error {done['replay_error_mm']:.2f} mm RMS"
     if done.get("character"):
