@@ -168,9 +168,11 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
                                    description="Performer calibration (neutral and ranges), a .json file")
     use_calibration: BoolProperty(name="Apply Calibration", default=True)
     use_face_shape: BoolProperty(
-        name="Head Pose from Face Shape", default=False,
-        description="Solve the head pose on the performer's calibrated face (perspective fit) instead of "
-                    "MediaPipe's average face. Off by default: on our test faces it was not more accurate")
+        name="Head Pose from Face Shape", default=True,
+        description="Solve the head pose on the performer's calibrated face instead of MediaPipe's average "
+                    "face, when the face shape passes its check (turns wide enough, a low reprojection error, "
+                    "the camera's field of view given): 0.15 degrees closer to the truth on average on fast "
+                    "turns, up to 0.4 on faces far from the average (bench/quality.py)")
     neutral_seconds: FloatProperty(name="Neutral Length", min=0.3, max=10.0, default=1.5, unit="TIME_ABSOLUTE")
 
     missing: EnumProperty(name="No Face", items=MISSING_ITEMS, default="HOLD")

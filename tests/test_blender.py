@@ -575,14 +575,20 @@ def test_calibrate_face_shape_from_a_video(scene, tmp_path):
     assert bpy.ops.facemesh.calibrate_shape(filepath=str(clip), fov=50.0) == {"FINISHED"}
     shape = faceshape.of_profile(PerformerProfile.load(tmp_path / "performer.json"))
     assert shape is not None and shape.reprojection_px < 5.0
-    assert options.worker_settings(bpy.context).face_shape is None  # opt-in
-    scene.facemesh.use_face_shape = True
-    ws = options.worker_settings(bpy.context)
+    assert faceshape.quality_problems(shape) == []  # +-25 yaw, +-15 pitch, the fov given
+    ws = options.worker_settings(bpy.context)  # passes its check: used by default
     assert ws.face_shape is not None and ws.fov_deg == pytest.approx(50.0)
+    scene.facemesh.use_face_shape = False
+    assert options.worker_settings(bpy.context).face_shape is None
+    scene.facemesh.use_face_shape = True
+    # no field of view anywhere (no preferences in tests): estimated, so saved but not used
+    assert bpy.ops.facemesh.calibrate_shape(filepath=str(clip)) == {"FINISHED"}
+    shape = faceshape.of_profile(PerformerProfile.load(tmp_path / "performer.json"))
+    assert shape.fov_estimated and any("field of view" in p for p in faceshape.quality_problems(shape))
+    assert options.worker_settings(bpy.context).face_shape is None
     still = write_clip(tmp_path / "still.mp4", np.zeros((40, 3))).path
     with pytest.raises(RuntimeError, match="face shape not changed"):
         bpy.ops.facemesh.calibrate_shape(filepath=str(still))
-    scene.facemesh.use_face_shape = False
     scene.facemesh.performer_path = ""
 
 

@@ -132,8 +132,8 @@ def saved_profile(scene):
 
 
 def face_shape(scene):
-    """The performer's calibrated 3D face when asked for (Head Pose from Face Shape) and the
-    performer file has one."""
+    """The performer's calibrated 3D face, used for the head pose (Head Pose from Face Shape, on
+    by default) when the performer file has one that passes its quality check."""
     from ..core import faceshape
     from ..core.solve.calibration import CalibrationError
 
@@ -141,9 +141,10 @@ def face_shape(scene):
         return None
     prof = saved_profile(scene)
     try:
-        return faceshape.of_profile(prof) if prof is not None else None
+        shape = faceshape.of_profile(prof) if prof is not None else None
     except CalibrationError:
         return None  # a broken face shape is reported where it is applied
+    return shape if shape is not None and not faceshape.quality_problems(shape) else None
 
 
 def mapping(scene, ch):

@@ -107,8 +107,12 @@ def apply_performer(args) -> None:
         shape = faceshape.of_profile(PerformerProfile.load(args.performer))
         if shape is None:
             raise SettingsError(f"{args.performer} has no face shape: run `python -m blender_facemesh calibrate` first")
+        problems = faceshape.quality_problems(shape)
+        if problems:  # the average face then: a doubtful shape would tilt every pose
+            print(f"note: {args.performer}'s face shape is not used ({'; '.join(problems)})", file=sys.stderr)
+            shape = None
         args.face_shape = shape
-        if args.fov is None:
+        if args.fov is None and shape is not None:
             args.fov = shape.fov_deg
     if args.fov is None:
         args.fov = DEFAULT_FOV_DEG

@@ -150,4 +150,7 @@ def cmd_calibrate(args) -> int:
           f"{calib.reprojection_px:.2f} px; head turns covered: yaw {calib.yaw_range_deg[0]:.0f} to "
           f"{calib.yaw_range_deg[1]:.0f} deg, pitch {calib.pitch_range_deg[0]:.0f} to {calib.pitch_range_deg[1]:.0f} deg; "
           f"field of view {fov}")
+    problems = faceshape.quality_problems(calib, model.canonical_vertices)
+    if problems:
+        print(f"note: this face shape will not be used for the head pose by default: {'; '.join(problems)}")
     return 0

@@ -30,7 +30,8 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
                                        description="Empty: the next seconds of the running live capture")
     seconds: bpy.props.FloatProperty(name="Length (s)", min=2.0, max=30.0, default=6.0)
     fov: bpy.props.FloatProperty(name="Field of View", min=0.0, max=150.0, default=0.0,
-                                 description="The camera's vertical field of view; 0: estimate it")
+                                 description="The camera's vertical field of view; 0: the one in the add-on "
+                                             "preferences (an estimate from head turns runs 8-14 degrees high)")
 
     _job = None
     _timer = None
@@ -45,7 +46,8 @@ class FACEMESH_OT_calibrate_shape(bpy.types.Operator):
         except ModelError as exc:
             self.report({"ERROR"}, str(exc))
             return False
-        fov = self.fov or None
+        prefs = options.preferences(context)
+        fov = self.fov or (prefs.fov_deg if prefs is not None else None)
         if not self.filepath:
             if not live.running():
                 self.report({"ERROR"}, "start a live capture first, or pick a video or take of the head turns")

@@ -163,6 +163,10 @@ class FACEMESH_PT_performer(_Panel, bpy.types.Panel):
         if shape is None:
             box.label(text="not calibrated: the average face is used")
         else:
+            from ..core import faceshape
+
+            for problem in faceshape.quality_problems(shape)[:2]:
+                box.label(text=f"not used: {problem}"[:110], icon="ERROR")
             box.label(text=f"reprojection {shape.reprojection_px:.2f} px, fov {shape.fov_deg:.0f} deg")
             box.label(text=f"yaw {shape.yaw_range_deg[0]:.0f}..{shape.yaw_range_deg[1]:.0f} deg, "
                            f"pitch {shape.pitch_range_deg[0]:.0f}..{shape.pitch_range_deg[1]:.0f} deg covered")

@@ -5,6 +5,8 @@ of it goes through the few functions here, so the feature lives in this folder a
   the refusals (too short, too little turn) and the result (:class:`FaceShapeCalibration`);
 - ``pose.py``: the per-frame head pose on that face (:class:`ShapePose`), for the worker.
 
+Whether a face shape should be used by default: :func:`quality_problems` (empty list: yes).
+
 Callers: the worker asks :func:`head_pose_solver`; the command line, the operator and the live
 timer ask :func:`from_take` / :func:`from_samples`; profiles are read and written through
 :func:`of_profile` / :func:`into_profile` (the profile keeps the face shape as plain data).
@@ -19,7 +21,7 @@ from ..solve.calibration import CalibrationError, PerformerProfile
 from .solver import FaceShapeCalibration, ShapeCalibrationError, calibrate_shape
 
 __all__ = ["FaceShapeCalibration", "ShapeCalibrationError", "calibrate_shape", "from_take", "from_samples",
-           "head_pose_solver", "of_profile", "into_profile"]
+           "head_pose_solver", "of_profile", "into_profile", "quality_problems"]
 
 _KEY = "face_shape"  # where a performer profile keeps it, under ``extra``
 
@@ -42,6 +44,15 @@ def from_samples(samples, width: int, height: int, canonical, fov_deg: float | N
     present = np.array([bool(s.faces) for s in samples])
     lm = np.array([s.faces[0].landmarks if s.faces else np.full((N_LANDMARKS, 3), np.nan) for s in samples])
     return calibrate_shape(lm, present, width, height, canonical, fov_deg=fov_deg)
+
+
+def quality_problems(face_shape: FaceShapeCalibration | None, canonical=None) -> list[str]:
+    """Why ``face_shape`` should not drive the head pose by default (empty: it may); None -> a
+    single "no face shape" entry. See :meth:`FaceShapeCalibration.quality_problems` for why each
+    check; callers that use a shape the check refuses should do so only when asked explicitly."""
+    if face_shape is None:
+        return ["no face shape: calibrate one from a head-turn take"]
+    return face_shape.quality_problems(canonical)
 
 
 class _ShapeGeometry:

@@ -14,11 +14,23 @@ from ..solve.geometry import FaceGeometry
 from .solver import FaceShapeCalibration, _point_weights, _procrustes_weights
 
 
-class ShapePose:
-    """Per-frame head pose from a calibrated shape (perspective PnP with the known focal),
-    warm-started from the previous frame; cheap enough for a capture thread.
+METHODS = ("procrustes", "pnp")
 
-    Gauss-Newton on the 2D reprojection error of a subset of landmarks (Huber-weighted), at most
+
+class ShapePose:
+    """Per-frame head pose from a calibrated shape, cheap enough for a capture thread.
+
+    ``method``: "procrustes" (default): MediaPipe's own metric pipeline
+    (:class:`.geometry.FaceGeometry`, which uses the landmarks' depth too) with the performer's
+    shape in place of the canonical face, then the translation refined by PnP with the rotation
+    held; "pnp": a perspective fit of the shape to the 2D landmarks alone (rotation and
+    translation), warm-started from the previous frame. Why procrustes: MediaPipe's 2D landmarks
+    are not a rigid projection once the head turns: on synthetic clips with known truth, PnP
+    even on the TRUE shape reads pitch 11-15 % and yaw 3-5 % short and errs 2.5-3.0 deg on
+    +-40 deg turns, where the pipeline that also uses depth errs 2.3 (``bench/performer.py``).
+    Landmarks without depth (2 columns) always take the PnP path.
+
+    PnP: Gauss-Newton on the 2D reprojection error of a subset of landmarks (Huber-weighted), at most
     ``max_iter`` 6x6 solves per frame, no BLAS. ``points``: "fit" (default with a calibration
     that carries per-landmark residuals): the ``n_fit`` landmarks that fitted the rigid shape best
     in the calibration take, weighted by that fit; "basis": MediaPipe's 33 Procrustes landmarks;
@@ -28,7 +40,10 @@ class ShapePose:
 
     def __init__(self, calib, width: int | None = None, height: int | None = None,
                  fov_deg: float | None = None, points: str | np.ndarray | None = None,
-                 max_iter: int = 6, n_fit: int = 160):
+                 max_iter: int = 6, n_fit: int = 160, method: str = "procrustes"):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = method
         sigma = None
         if isinstance(calib, FaceShapeCalibration):
             sigma = calib.point_sigma_px
@@ -84,7 +99,8 @@ class ShapePose:
         s = float(np.sqrt((pose[:3, 0] ** 2).sum()))
         return rotation_part(pose), pose[:3, 3] / s
 
-    def _refine(self, rot, t, uv_obs):
+    def _refine(self, rot, t, uv_obs, fix_rot: bool = False):
+        """Huber-weighted Gauss-Newton on the reprojection; ``fix_rot``: translation only."""
         f, cx, cy, x = self.f, self.cx, self.cy, self.sub
         n = len(x)
         jac = np.empty((n, 2, 6))
@@ -125,8 +141,12 @@ class ShapePose:
             jw = jac * w[:, None, None]
             h = np.einsum("nra,nrb->ab", jw, jac)
             g = np.einsum("na,n->a", jw[:, 0], ru) + np.einsum("na,n->a", jw[:, 1], rv)
-            step = np.linalg.solve(h + 1e-9 * np.eye(6), -g)
-            rot = np.einsum("ab,bc->ac", rodrigues(step[:3]), rot)
+            if fix_rot:
+                step = np.zeros(6)
+                step[3:] = np.linalg.solve(h[3:, 3:] + 1e-9 * np.eye(3), -g[3:])
+            else:
+                step = np.linalg.solve(h + 1e-9 * np.eye(6), -g)
+                rot = np.einsum("ab,bc->ac", rodrigues(step[:3]), rot)
             t = t + step[3:]
             if float(np.abs(step).max()) < 1e-6:
                 break
@@ -139,6 +159,15 @@ class ShapePose:
         uv_all[:, 0] = lm[:N_POINTS, 0] * self.width
         uv_all[:, 1] = lm[:N_POINTS, 1] * self.height
         uv = uv_all[self.idx]
+        if self.method == "procrustes" and lm.shape[1] >= 3:   # it needs the landmarks' depth
+            rot, t = self._init(lm)
+            t = t if self._t is None else self._t          # warm start: translation barely moves
+            rot, t, rms = self._refine(rot, t, uv, fix_rot=True)
+            if not np.isfinite(t).all() or t[2] > -1.0:
+                rot, t = self._init(lm)
+                rot, t, rms = self._refine(rot, t, uv, fix_rot=True)
+            self._rot, self._t, self.last_rms_px = rot, t, rms
+            return self._pose_and_mesh(rot, t, uv_all)
         if self._rot is None:
             self._rot, self._t = self._init(lm)
         rot, t, rms = self._refine(self._rot, self._t, uv)
@@ -149,6 +178,9 @@ class ShapePose:
         u, _, vt = np.linalg.svd(rot)
         rot = np.einsum("ab,bc->ac", u, vt)
         self._rot, self._t, self.last_rms_px = rot, t, rms
+        return self._pose_and_mesh(rot, t, uv_all)
+
+    def _pose_and_mesh(self, rot, t, uv_all):
         pose = np.eye(4)
         pose[:3, :3] = rot
         pose[:3, 3] = t
