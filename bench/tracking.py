@@ -1,7 +1,7 @@
 """Tracking benchmarks, run by hand: python bench/tracking.py [VIDEO] [--repeat N]
 
 Prints, measured in this one run on the same frames:
-  1. end-to-end throughput of our capture worker (decode + landmarker + geometry + filters)
+  1. end-to-end throughput of our capture worker (decode + landmarker + geometry + live smoothing)
      against a plain "decode a frame, call detect_for_video" loop, and their ratio;
   2. geometry time per frame (screen -> metric landmarks, Procrustes pose, pose-free mesh);
   3. worker stop latency, on a live source and on a source whose read hangs.
