@@ -78,7 +78,7 @@ def blender_ext_cli() -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise BuildError("bpy is not installed: pip install bpy==5.0.1 (it carries Blender's extension packager)")
+        raise BuildError("bpy is not installed: pip install bpy==5.0.1 on Python 3.11 or bpy==5.2.3 on 3.13 (it carries Blender's extension packager)")
     base = Path(list(spec.submodule_search_locations)[0])
     found = sorted(base.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not found:

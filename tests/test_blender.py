@@ -12,6 +12,7 @@ bpy = pytest.importorskip("bpy")
 from blender_facemesh.core.capture.sources import SimulatedLiveSource  # noqa: E402
 from blender_facemesh.core.channels import ARKIT_NAMES  # noqa: E402
 from blender_facemesh.core.rotations import rotation_angle_deg  # noqa: E402
+from blender_facemesh.blender.sync import strip_length, strip_start  # noqa: E402
 from blender_facemesh.core.take import Take  # noqa: E402
 from blender_facemesh.core.testing.synthetic import sample_clip_truth  # noqa: E402
 from blender_facemesh.core.tracking.worker import WorkerSettings  # noqa: E402
@@ -449,7 +450,7 @@ def test_process_video_lines_up_scene_sound_and_reference(scene, footage):
     sound = strips["FaceMesh Audio"]
     assert sound.type == "SOUND"
     # video time t[0] (2.0 s) lands on the first key
-    assert sound.frame_start + take.t[0] * 25 == pytest.approx(first_key, abs=1e-3)
+    assert strip_start(sound) + take.t[0] * 25 == pytest.approx(first_key, abs=1e-3)
     cam = bpy.data.objects["FaceMesh Reference"]
     bg = cam.data.background_images[0]
     assert bg.source == "MOVIE_CLIP" and bg.clip.filepath.endswith(clip.name)
@@ -507,8 +508,8 @@ def test_sound_strip_lines_up_with_the_keys(scene, sample_clip_with_sound):
     assert first_key == scene.frame_start
     ed = scene.sequence_editor
     sound = (ed.strips if hasattr(ed, "strips") else ed.sequences)["FaceMesh Audio"]
-    assert sound.frame_final_duration > 80  # the 3 s tone, not an empty strip
-    assert sound.frame_start + 0.5 * scene.render.fps == pytest.approx(first_key, abs=1e-3)
+    assert strip_length(sound) > 80  # the 3 s tone, not an empty strip
+    assert strip_start(sound) + 0.5 * scene.render.fps == pytest.approx(first_key, abs=1e-3)
 
 
 @pytest.mark.usefixtures("capture_rig")

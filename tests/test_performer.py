@@ -68,7 +68,7 @@ def calibrations(clips, face_model):
     for name, c in clips.items():
         t0 = time.perf_counter()
         calib = calibrate_shape(c["cal_lm"], c["cal_present"], *SIZE, face_model.canonical_vertices, fov_deg=FOV)
-        out[name] = (calib, time.perf_counter() - t0)
+        out[name] = (calib, time.perf_counter() - t0)  # printed; the time goal is bench/performer.py's
     return out
 
 
@@ -83,7 +83,6 @@ def _errors(clips, calibrations, name):
 def test_calibration_solves_in_time_and_reports_quality(calibrations, face_model):
     for name, (calib, seconds) in calibrations.items():
         print(f"{name}: {calib.summary()}, solved in {seconds:.1f} s")
-        assert seconds < 30.0, (name, seconds)
         assert calib.frames_used == 150 and not calib.fov_estimated and calib.fov_deg == pytest.approx(FOV)
         assert 0.2 < calib.reprojection_px < 3.0, calib.reprojection_px
         # the take turns +-25 deg yaw and +-15 deg pitch
@@ -108,18 +107,6 @@ def test_pose_free_mesh_is_the_rigid_shape_on_a_relaxed_face(clips, calibrations
         uv = project(mesh @ pose[:3, :3].T + pose[:3, 3], SIZE, calib.fov_deg)
         np.testing.assert_allclose(uv, lm[:468, :2] * SIZE, atol=1e-6)
     assert np.mean(dev) < 0.3, dev  # cm; a relaxed face is the rigid shape up to landmark noise
-
-
-def test_shape_pose_is_fast(clips, calibrations):
-    sp = ShapePose(calibrations["longer"][0])
-    lms = clips["longer"]["test_lm"]
-    sp.solve(lms[0])
-    t0 = time.perf_counter()
-    for lm in lms:
-        sp.solve(lm)
-    per_frame = (time.perf_counter() - t0) / len(lms)
-    print(f"ShapePose.solve: {per_frame * 1000:.2f} ms per frame")
-    assert per_frame < 5e-3
 
 
 def _exact_take(face_model, shape, fov, noise_px, seed=0):

@@ -95,7 +95,10 @@ def test_installed_zip_works_without_mediapipe_installed(linux_zip, sample_clip,
     assert not res["mediapipe_before"] and not res["cv2_before"]  # nothing to borrow from here
     assert res["enabled"]
     assert str(tmp_path / "user") in res["mediapipe_from"]  # the zip's own wheel
-    assert res["cv2_version"].startswith("4.11") and res["numpy"] == "1.26.4"
+    import numpy
+
+    assert res["cv2_version"].startswith("4.11")
+    assert res["numpy"] == numpy.__version__  # Blender's own numpy (1.26 in 4.5/5.0, 2.x from 5.1), not a bundled one
     assert res["model"].endswith("models/face_landmarker.task") and str(tmp_path / "user") in res["model"]
     assert res["build_rig"] == res["process_video"] == ["FINISHED"]
     assert res["curves"] == 52 and res["keys"] == 90

@@ -19,6 +19,12 @@ def mux_sound(video, sound_from, out, timeout: float | None = None) -> subproces
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _length(strip) -> int:
+    """``duration`` from Blender 5.1, ``frame_final_duration`` before (this file runs on its own,
+    so it cannot import sync.strip_length)."""
+    return strip.duration if "duration" in strip.bl_rna.properties else strip.frame_final_duration
+
+
 def _main(video: str, sound_from: str, out: str) -> int:
     import bpy
 
@@ -28,11 +34,11 @@ def _main(video: str, sound_from: str, out: str) -> int:
     strips = ed.strips if hasattr(ed, "strips") else ed.sequences
     movie = strips.new_movie("v", video, channel=1, frame_start=1)
     sound = strips.new_sound("a", sound_from, channel=2, frame_start=1)
-    if sound.frame_final_duration <= 1:
+    if _length(sound) <= 1:
         return NO_SOUND
     fps = movie.fps
     sc.render.fps, sc.render.fps_base = round(fps), round(fps) / fps
-    sc.frame_start, sc.frame_end = 1, movie.frame_final_duration
+    sc.frame_start, sc.frame_end = 1, _length(movie)
     sc.render.resolution_x, sc.render.resolution_y = movie.elements[0].orig_width, movie.elements[0].orig_height
     sc.render.resolution_percentage = 100
     im = sc.render.image_settings

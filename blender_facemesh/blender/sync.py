@@ -34,6 +34,24 @@ def video_start_frame(scene, take) -> float:
     return scene.frame_start - float(take.t[0]) * _scene_fps(scene)
 
 
+def strip_length(strip) -> int:
+    """A strip's length in frames: ``duration`` from Blender 5.1, ``frame_final_duration`` before
+    (deprecated in 5.1, going in 6.0); chosen by what the strip has, not by version number."""
+    return strip.duration if "duration" in strip.bl_rna.properties else strip.frame_final_duration
+
+
+def strip_start(strip) -> float:
+    return strip.content_start if "content_start" in strip.bl_rna.properties else strip.frame_start
+
+
+def set_strip_start(strip, frame: float) -> None:
+    """Where the strip's content starts (a float): ``content_start`` from 5.1, ``frame_start`` before."""
+    if "content_start" in strip.bl_rna.properties:
+        strip.content_start = frame
+    else:
+        strip.frame_start = frame
+
+
 def add_sound_strip(scene, video_path: str, take):
     """The video's audio as a sound strip, placed so that sound and keys line up; None when the
     video has no audio. Replaces an earlier FaceMesh strip."""
@@ -47,11 +65,11 @@ def add_sound_strip(scene, video_path: str, take):
         strip = strips.new_sound(SOUND_NAME, video_path, channel=1, frame_start=int(math.floor(start)))
     except RuntimeError:
         return None  # not a file Blender's audio can open
-    if strip.frame_final_duration <= 1:  # Blender makes a 1-frame strip for a file without audio
+    if strip_length(strip) <= 1:  # Blender makes a 1-frame strip for a file without audio
         strips.remove(strip)
         return None
     # new_sound takes whole frames; the rest goes into the strip's own start (a float)
-    strip.frame_start = start
+    set_strip_start(strip, start)
     return strip
 
 

@@ -17,7 +17,8 @@ from ..core.errors import OutputError, SettingsError
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
-NO_BPY = "pip install bpy==5.0.1 (Python 3.11), or run this inside Blender"
+NO_BPY = ("pip install bpy==5.0.1 (Python 3.11) or bpy==5.2.3 (Python 3.13), i.e. pip install -e \".[blender]\", "
+          "or run this inside Blender")
 
 
 class ProgressBar:

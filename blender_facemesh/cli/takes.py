@@ -19,7 +19,7 @@ def _keep_audio(silent: Path, source: str, out: Path) -> str:
 
     if not have_bpy():
         shutil.move(str(silent), str(out))
-        return "no audio (the bpy module is needed to copy the sound: pip install bpy==5.0.1)"
+        return "no audio (the bpy module is needed to copy the sound: pip install bpy==5.0.1 on Python 3.11, bpy==5.2.3 on 3.13)"
     try:
         with atomic_target(out, mkdir=False, keep_suffix=True) as tmp:
             proc = mux_sound(silent, source, tmp)
