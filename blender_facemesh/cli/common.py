@@ -186,7 +186,10 @@ def load_take(path: str):
             return read_csv(path)
         except LiveLinkError as exc:
             raise TakeError(str(exc)) from exc
-    return Take.load(path)
+    take = Take.load(path)
+    for w in take.warnings:  # repaired on load: said once, the command goes on
+        print(f"note: {Path(path).name}: {w}", file=sys.stderr)
+    return take
 
 
 def have_bpy() -> bool:

@@ -46,6 +46,7 @@ class Take:
         self.face_ids = np.zeros((0, 0), np.int32)
         self.arrays = {k: np.zeros((0, 0) + shp, dt) for k, (shp, dt, _) in _ARRAYS.items()}
         self._pending: list = []
+        self.warnings: list[str] = []  # what loading had to repair (see validate)
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -164,22 +165,29 @@ class Take:
             raise TakeError(f"take file {path} does not exist")
         try:
             if path.suffix.lower() == ".json":
-                return cls._from_json(json.loads(path.read_text()))
-            with np.load(path, allow_pickle=False) as z:
-                header = json.loads(str(z["header"]))
-                take = cls._from_header(header)
-                take.t = z["t"]
-                take.frame_index = z["frame_index"]
-                take.face_ids = z["face_ids"]
-                take.arrays = {k: z[k] for k in _ARRAYS}
-        except TakeError:
-            raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError, EOFError,
-                AttributeError) as exc:
+                take = cls._from_json(json.loads(path.read_text()))
+            else:
+                take = cls._read_npz(path)
+        except TakeError as exc:
+            raise TakeError(f"{path.name}: {exc}") from exc
+        except RecursionError as exc:
+            raise TakeError(f"{path.name} is not a readable take (nested too deeply)") from exc
+        except MemoryError as exc:
+            raise TakeError(f"{path.name} is not a readable take (it declares more data than fits in memory)") from exc
+        except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, json.JSONDecodeError, TypeError,
+                EOFError, AttributeError, OverflowError) as exc:
             raise TakeError(f"{path.name} is not a readable take ({type(exc).__name__}: {exc})") from exc
-        n = len(take.t)
-        if take.face_ids.shape[0] != n or any(a.shape[0] != n for a in take.arrays.values()):
-            raise TakeError(f"{path.name} is inconsistent: arrays of different lengths")
+        validate(take, path.name)
+        return take
+
+    @classmethod
+    def _read_npz(cls, path: Path) -> "Take":
+        with np.load(path, allow_pickle=False) as z:
+            take = cls._from_header(json.loads(str(z["header"])))
+            take.t = z["t"]
+            take.frame_index = z["frame_index"]
+            take.face_ids = z["face_ids"]
+            take.arrays = {k: z[k] for k in _ARRAYS}
         return take
 
     @classmethod
@@ -213,6 +221,89 @@ class Take:
                     if name in col and name in names:
                         take.arrays["blendshapes"][i, j, col[name]] = v
         return take
+
+
+MAX_FACES = 64
+MAX_FPS = 1000.0
+MAX_SIZE = 100_000  # pixels a side
+MAX_BACKWARD_S = 1.0  # times going back further than this are a broken take, not jitter
+
+
+def validate(take: Take, name: str = "the take") -> Take:
+    """Check a take as read from a file and repair what can be repaired, in place; a take that
+    cannot be used raises TakeError naming ``name`` and what is wrong. Every reader (npz, JSON,
+    Live Link CSV) calls this, so the rest of the add-on can trust a loaded take. Repairs are
+    listed in ``take.warnings``:
+    - a face whose pose or scores are not finite in a frame counts as no face in that frame
+      (a tracker glitch in a few frames must not make the whole take fail);
+    - scores outside 0..1 are clipped; times that step back a little are nudged forward."""
+    take._flush()
+
+    def bad(what):
+        raise TakeError(f"{name}: {what}")
+
+    fps, w, h = take.fps, take.width, take.height
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        bad(f"frame rate {fps!r} is not between 0 and {MAX_FPS:g} fps")
+    if not (0 <= w <= MAX_SIZE and 0 <= h <= MAX_SIZE):
+        bad(f"image size {w}x{h} is not a picture size")
+    t = np.asarray(take.t)
+    if t.ndim != 1 or t.dtype.kind not in "fiu":
+        bad(f"its times are not one number per frame (shape {t.shape})")
+    n = len(t)
+    t = t.astype(np.float64)
+    if not np.isfinite(t).all():
+        bad("some frame times are not numbers (NaN or infinite)")
+    ids = np.asarray(take.face_ids)
+    if ids.ndim != 2 or ids.shape[0] != n or ids.dtype.kind not in "iu":
+        bad(f"its face ids are not whole numbers per frame and face (shape {ids.shape}, {ids.dtype})")
+    if ids.shape[1] > MAX_FACES:
+        bad(f"it has {ids.shape[1]} face slots (at most {MAX_FACES})")
+    if ids.size and (ids.min() < -1 or ids.max() >= 2 ** 31 - 1):
+        bad("some face ids are out of range")
+    fi = np.asarray(take.frame_index)
+    if fi.ndim != 1 or len(fi) != n or fi.dtype.kind not in "iu":
+        bad(f"its frame numbers do not match its {n} frames")
+    k = ids.shape[1]
+    arrays = {}
+    for key, (shp, dt, _empty) in _ARRAYS.items():
+        a = np.asarray(take.arrays.get(key))
+        if a.shape != (n, k) + shp or a.dtype.kind not in "fiu":
+            bad(f"its {key} array has shape {a.shape}, expected {(n, k) + shp}")
+        arrays[key] = a.astype(dt, copy=False)
+    if n > 1:
+        step = np.diff(t)
+        if (step < -MAX_BACKWARD_S).any():
+            i = int(np.argmax(step < -MAX_BACKWARD_S))
+            bad(f"its times go back from {t[i]:.3f} s to {t[i + 1]:.3f} s (frame {i + 1}): two takes in one file?")
+        if (step <= 0).any():
+            take.warnings.append(f"{int((step <= 0).sum())} frame times did not increase: nudged forward")
+            for i in range(1, n):
+                t[i] = max(t[i], t[i - 1] + 1e-6)
+    present = ids >= 0
+    mats, scores = arrays["head_matrix"], arrays["blendshapes"]
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.isfinite(mats).all(axis=(2, 3)) & np.isfinite(scores).all(axis=2)
+        ok &= np.abs(mats).max(axis=(2, 3), initial=0) < 1e6
+        det = np.linalg.det(np.where(np.isfinite(mats[..., :3, :3]), mats[..., :3, :3], 0.0))
+        ok &= np.abs(det) > 1e-9
+    lost = present & ~ok
+    if lost.any():
+        rows, cols = np.nonzero(lost)
+        ids = ids.copy()
+        ids[rows, cols] = -1
+        for key, (shp, dt, empty) in _ARRAYS.items():
+            arrays[key] = arrays[key].copy()
+            arrays[key][rows, cols] = empty
+        take.warnings.append(f"{len(rows)} face{'s' if len(rows) != 1 else ''} with a pose or scores that are not "
+                             "numbers: counted as no face in those frames")
+    live_scores = arrays["blendshapes"][ids >= 0]
+    if live_scores.size and ((live_scores < 0) | (live_scores > 1)).any():
+        arrays["blendshapes"] = np.where(ids[..., None] >= 0, np.clip(arrays["blendshapes"], 0, 1),
+                                         arrays["blendshapes"]).astype(np.float32)
+        take.warnings.append("scores outside 0..1 were clipped")
+    take.t, take.face_ids, take.frame_index, take.arrays = t, ids.astype(np.int32), fi.astype(np.int64), arrays
+    return take
 
 
 def _num(v, digits: int = 6):

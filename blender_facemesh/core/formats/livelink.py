@@ -51,7 +51,7 @@ from ..channels import ARKIT_INDEX, ARKIT_NAMES
 from ..files import write_text_atomic
 from ..rotations import rotation_part
 from ..solve.eyes import eye_rotations
-from ..take import _ARRAYS, Take
+from ..take import _ARRAYS, Take, TakeError, validate
 
 BLENDSHAPE_COLUMNS = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
@@ -272,7 +272,10 @@ def read_csv(path, fps=None) -> Take:
     take.arrays["head_matrix"][:, 0] = head
     if "LeftEyeYaw" in col:
         take.meta["eye_angles"] = (-_numbers(path, rows, col, EYE_COLUMNS).reshape(n, 2, 3)).tolist()
-    return take
+    try:
+        return validate(take, path.name)
+    except TakeError as exc:
+        raise LiveLinkError(str(exc)) from None
 
 
 # --- writing -----------------------------------------------------------------------------------
