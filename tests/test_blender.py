@@ -266,6 +266,14 @@ def test_calibrate_neutral_from_a_video_then_bake_applies_it(scene, sample_take,
     with pytest.raises(RuntimeError, match="calibration not changed"):
         bpy.ops.facemesh.calibrate_neutral(filepath=str(path), start=0.5, duration=1.0)
     assert PerformerProfile.load(tmp_path / "performer.json").neutral == prof.neutral
+    # calibrating the neutral again from a file keeps what else the performer file holds
+    kept = PerformerProfile.load(tmp_path / "performer.json")
+    kept.extra["face_shape"] = {"kept": True}
+    kept.name = "Ada"
+    kept.save(tmp_path / "performer.json")
+    assert bpy.ops.facemesh.calibrate_neutral(filepath=str(still), duration=0.8) == {"FINISHED"}
+    again = PerformerProfile.load(tmp_path / "performer.json")
+    assert again.extra == {"face_shape": {"kept": True}} and again.name == "Ada"
     scene.facemesh.performer_path = ""
 
 

@@ -47,6 +47,9 @@ def test_env_var_is_used(face_model, tmp_path, monkeypatch):
     copy.write_bytes(face_model.path.read_bytes())
     monkeypatch.setenv(m.ENV_VAR, str(copy))
     assert m.find_model() == copy
+    monkeypatch.setenv(m.ENV_VAR, str(tmp_path))  # a folder: said, not silently skipped
+    with pytest.raises(m.ModelError, match="folder"):
+        m.find_model()
 
 
 def test_geometry_reader_rejects_garbage():

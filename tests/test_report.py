@@ -89,6 +89,19 @@ def _still_take(n_move=30, n_still=30, wobble_deg=0.05, wobble_bs=0.01, wobble_p
     return take
 
 
+def test_a_take_without_a_face_reports_instead_of_failing():
+    from blender_facemesh.core.take import _ARRAYS
+
+    take = Take(30, 64, 64)
+    n = 12
+    take.t, take.frame_index = np.arange(n) / 30, np.arange(n)
+    take.face_ids = np.full((n, 1), -1, np.int32)
+    take.arrays = {k: np.full((n, 1) + shp, empty, dt) for k, (shp, dt, empty) in _ARRAYS.items()}
+    d = report.take_report(take)
+    assert d["face_frames"] == 0 and d["jitter"]["still_frames"] == 0
+    json.dumps(d, allow_nan=False)
+
+
 def test_jitter_is_measured_on_still_stretches_only():
     d = report.take_report(_still_take())
     j = d["jitter"]

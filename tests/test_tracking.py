@@ -89,6 +89,7 @@ def test_cli_tracks_a_video_into_a_take(sample_clip, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["track", "does_not_exist.mp4", "-o", "x.json"], "not found"),
     (["track", "camera:9", "-o", "x.json"], "camera"),
+    (["track", "camera:99999999999999999999", "-o", "x.json"], "camera number"),
     (["track", "SAMPLE_CLIP", "-o", "x.txt"], ".json or .npz"),
     (["track", "SAMPLE_CLIP", "-o", "x.json", "--model", "/nonexistent/face_landmarker.task"], "does not exist"),
     (["track", "SAMPLE_CLIP", "-o", "x.json", "--fov", "0"], "fov"),

@@ -70,11 +70,8 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
         from ..core.solve.calibration import CalibrationError, calibrate_range, neutral_from_take
 
         if self.mode == "NEUTRAL":
-            prof = neutral_from_take(take, start_s=self.start, duration_s=seconds)
-            if base is not None:
-                prof.high = list(base.high)
-                prof.name = base.name
-            return prof
+            # base: the performer's ranges, name and saved face shape (extra) carry over
+            return neutral_from_take(take, start_s=self.start, duration_s=seconds, base=base)
         if base is None:
             raise CalibrationError("calibrate the neutral first: the range is measured from it")
         track = take.face_track()

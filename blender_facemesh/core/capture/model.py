@@ -108,6 +108,9 @@ def find_model(explicit: str | os.PathLike | None = None) -> Path:
         return Path(explicit).expanduser()
     looked = []
     for label, path in candidate_paths():
+        if label == f"${ENV_VAR}" and not path.is_file():  # the user named it: no silent substitute
+            raise ModelError(f"${ENV_VAR} is {path}, which is {'a folder' if path.is_dir() else 'not a file'}: "
+                             f"point it at {MODEL_FILENAME}, or unset it")
         if path.is_file():
             if label == f"${ENV_VAR}":
                 verify_model(path)  # the user asked for this file: tell them what is wrong with it

@@ -83,6 +83,8 @@ def still_frames(t: np.ndarray, rots: np.ndarray, fps: float, still_deg_s: float
     ok = np.isfinite(rots).all(axis=(1, 2))
     if n < 2:
         return np.zeros(n, bool), []
+    if not ok.any():
+        return np.zeros(n, bool), []  # no face anywhere: nothing is still
     k = max(1, int(round(0.1 * fps)))
     i = np.arange(n)
     a, b = np.clip(i - k, 0, n - 1), np.clip(i + k, 0, n - 1)

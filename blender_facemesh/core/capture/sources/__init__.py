@@ -66,7 +66,7 @@ def open_source(
     m = _CAMERA_SPEC.fullmatch(spec)
     if m and not Path(spec).exists():
         arg = (m.group(1) or "0").strip()
-        if not re.fullmatch(r"\d+", arg):
+        if not re.fullmatch(r"\d+", arg) or int(arg) > 9999:
             raise SourceError(f"camera number {arg!r} is not valid; use e.g. camera:0")
         return CameraSource(int(arg), width=width, height=height, fps=camera_fps,
                             backend=backend)
