@@ -139,8 +139,16 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel")
     args = ap.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    for p in make_pictures(args.out, args.size, args.samples):
-        print(f"{p} ({p.stat().st_size / 1000:.0f} kB)")
+    try:
+        for p in make_pictures(args.out, args.size, args.samples):
+            print(f"{p} ({p.stat().st_size / 1000:.0f} kB)")
+    finally:
+        import bpy
+
+        if hasattr(bpy.types.Scene, "facemesh"):  # bpy 4.5 does not exit while add-on classes are registered
+            from blender_facemesh import unregister
+
+            unregister()
     return 0
 
 
