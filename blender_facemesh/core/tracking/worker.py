@@ -12,9 +12,11 @@ oldest sample when the consumer lags; file sources block instead and never drop 
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Union
 
@@ -29,6 +31,16 @@ from ..visual.preview import to_blender_pixels
 from ..capture.sources import FrameSource
 
 _POLL = 0.05  # seconds; how often blocked waits look at the stop flag
+_started_workers: "weakref.WeakSet[CaptureWorker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_workers() -> None:
+    """At exit, stop and join every capture still running: a daemon thread inside MediaPipe while
+    the interpreter finalises aborts the process on Python 3.13 ("terminate called without an
+    active exception") and prints thread tracebacks on 3.11."""
+    for worker in list(_started_workers):
+        worker.stop(timeout=2.0)
 
 
 class WorkerError(FacemeshError):
@@ -131,6 +143,7 @@ class CaptureWorker:
         if self._started:
             raise RuntimeError("worker already started")
         self._started = True
+        _started_workers.add(self)
         self._worker.start()
         return self
 
