@@ -4,6 +4,7 @@ several faces keeping their ids, and the command line."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -134,3 +135,40 @@ def test_cli_convert_take_to_live_link_csv_and_back(sample_clip, tmp_path):
     assert np.abs(s - a.blendshapes[:, 0]).max() > 1e-3
     (tmp_path / "empty.csv").write_text("")
     assert main(["convert", str(tmp_path / "empty.csv"), "--output", str(tmp_path / "x.npz")]) == 2
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file", "proc"])
+def test_an_output_that_cannot_be_written_is_refused_before_tracking(sample_clip, tmp_path, capsys, where):
+    from blender_facemesh.cli import main
+
+    (tmp_path / "a_file").write_text("x")
+    out = {"folder": tmp_path, "under a file": tmp_path / "a_file" / "t.npz", "proc": "/proc/facemesh/t.npz"}[where]
+    for cmd in (["track", str(sample_clip), "-o", str(out) if where != "folder" else str(tmp_path / "d.npz")],
+                ["convert", str(sample_clip), "-o", str(out)]):
+        if where == "folder":
+            (tmp_path / "d.npz").mkdir(exist_ok=True)
+        assert main(cmd + ["--quiet"] if cmd[0] == "track" else cmd) in (1, 2), (where, cmd)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_a_take_that_cannot_be_saved_after_tracking_is_kept(sample_clip, face_model, tmp_path, capsys, monkeypatch):
+    """A disk that fills up while tracking: the frames go to the user cache and the message says where."""
+    from blender_facemesh.cli import main
+    from blender_facemesh.core.take import Take
+
+    monkeypatch.setenv("BLENDER_FACEMESH_CACHE", str(tmp_path / "cache"))
+    real_save = Take.save
+    target = tmp_path / "full" / "take.npz"
+
+    def full_disk(self, path):
+        if Path(path) == target:
+            raise OSError(28, "No space left on device")
+        return real_save(self, path)
+
+    monkeypatch.setattr(Take, "save", full_disk)
+    assert main(["track", str(sample_clip), "-o", str(target), "--model", str(face_model.path), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "No space left" in err and "kept in" in err
+    kept = Path(err.split("kept in ")[1])
+    assert len(Take.load(kept)) == 90

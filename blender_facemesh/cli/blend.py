@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import OutputError
-from .common import (NO_BPY, apply_performer, fail, have_bpy, is_take_file, load_take, smoothing_settings,
+from .common import (NO_BPY, apply_performer, check_output, fail, have_bpy, is_take_file, load_take, smoothing_settings,
                      track_file)
 
 
@@ -38,6 +38,7 @@ def cmd_blend(args) -> int:
         return fail(f"output {out.name} must end in .blend")
     if not have_bpy():
         return fail(f"the bpy module is not installed: {NO_BPY}")
+    check_output(out)
     character = getattr(args, "character", None)
     if character is not None:
         character = Path(character).expanduser()

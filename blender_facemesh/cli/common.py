@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..core.camera import DEFAULT_FOV_DEG
-from ..core.errors import OutputError, SettingsError
+from ..core.errors import FacemeshError, OutputError, SettingsError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -148,6 +148,49 @@ def input_path(spec: str) -> str:
 
 def is_take_file(path: str) -> bool:
     return path.lower().endswith((".npz", ".json", ".csv"))
+
+
+def check_output(out) -> Path:
+    """Make sure ``out`` can be written before any long work starts: not a folder, its folder
+    there (made if missing) and writable (tried with a scratch file, which also catches /proc
+    and read-only mounts). Raises OutputError with what to do."""
+    import tempfile
+
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder: give a file name to write")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".facemesh-check-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write into {parent} ({exc.strerror or exc}): pick another output place") from exc
+    return out
+
+
+def save_take_or_keep(take, out: Path) -> str:
+    """Save a tracked take to ``out``; when that fails (disk full, folder gone), save it to the
+    user cache instead so the tracking is not lost, and raise OutputError saying where it is."""
+    import time as _time
+
+    try:
+        take.save(out)
+        return str(out)
+    except (OSError, FacemeshError) as exc:
+        from ..core.capture.model import user_cache_dir
+
+        fallback = user_cache_dir() / "unsaved" / f"{out.stem}-{_time.strftime('%Y%m%d-%H%M%S')}.npz"
+        try:
+            fallback.parent.mkdir(parents=True, exist_ok=True)
+            take.save(fallback)
+        except (OSError, FacemeshError):
+            raise OutputError(f"could not write {out} ({getattr(exc, 'strerror', None) or exc}), nor a copy "
+                              f"in {fallback.parent}: the {len(take)} tracked frames are lost") from exc
+        raise OutputError(f"could not write {out} ({getattr(exc, 'strerror', None) or exc}); the {len(take)} "
+                          f"tracked frames are kept in {fallback}") from exc
 
 
 def writing(out, fn, *args, **kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import (ProgressBar, apply_performer, fail, have_bpy, load_take, smoothing_settings, track_file,
+from .common import (ProgressBar, apply_performer, check_output, fail, have_bpy, load_take, smoothing_settings, track_file,
                      writing)
 
 
@@ -41,6 +41,7 @@ def cmd_overlay(args) -> int:
         return fail(f"output {out.name} must end in .mp4")
     if not Path(args.input).is_file():
         return fail(f"video {args.input} not found")
+    check_output(out)
     silent = out.with_name(out.stem + ".video.mp4")
     try:
         apply_performer(args)
@@ -85,6 +86,7 @@ def cmd_convert(args) -> int:
     src, out = Path(args.input), Path(args.output)
     if out.suffix.lower() not in (".npz", ".json", ".csv"):
         return fail(f"output {out.name} must end in .npz, .json or .csv")
+    check_output(out)
     take = read_csv(src, fps=args.fps) if src.suffix.lower() == ".csv" else Take.load(src)
     if out.suffix.lower() == ".csv":
         from ..core.solve.smoothing import smooth_take

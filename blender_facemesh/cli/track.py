@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..core.errors import FacemeshError
 from .blend import write_blend_file
-from .common import (EXIT_FAILED, VIDEO_EXTENSIONS, NO_BPY, ProgressBar, apply_performer, check_fov, fail,
-                     have_bpy, smoothing_settings, input_path, is_take_file, load_take, track_file,
-                     worker_settings)
+from .common import (EXIT_FAILED, NO_BPY, VIDEO_EXTENSIONS, ProgressBar, apply_performer, check_fov, check_output,
+                     fail, have_bpy, input_path, is_take_file, load_take, save_take_or_keep, smoothing_settings,
+                     track_file, worker_settings)
 
 
 def cmd_track(args) -> int:
@@ -22,6 +22,7 @@ def cmd_track(args) -> int:
         return fail(f"output {out} must end in .json or .npz")
     if not 1 <= args.num_faces <= 8:
         return fail("--num-faces must be between 1 and 8")
+    check_output(out)
     apply_performer(args)
     source = open_source(input_path(args.input), fps=args.fps, simulate_live=args.simulate_live, width=args.width,
                          height=args.height, camera_fps=args.camera_fps, backend=args.backend)
@@ -43,8 +44,7 @@ def cmd_track(args) -> int:
         worker.stop()
         bar.close()
         if len(take):
-            take.save(out)
-            print(f"partial take of {len(take)} frames saved to {out}", file=sys.stderr)
+            print(f"partial take of {len(take)} frames saved to {save_take_or_keep(take, out)}", file=sys.stderr)
         raise
     finally:
         worker.stop()
@@ -53,10 +53,7 @@ def cmd_track(args) -> int:
                      frames_dropped=worker.frames_dropped, end_reason=worker.end_reason)
     if len(take) == 0:
         return fail(f"no frames could be read from {args.input}")
-    try:
-        take.save(out)
-    except (OSError, FacemeshError) as exc:
-        return fail(f"could not write {out}: {exc}", EXIT_FAILED)
+    save_take_or_keep(take, out)
     n_face = int(take.face_present.sum())
     print(f"wrote {out}: {len(take)} frames, face in {n_face}, {worker.frames_dropped} dropped, "
           f"delegate {worker.delegate} ({worker.delegate_reason})")
@@ -132,6 +129,7 @@ def cmd_calibrate(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".json":
         return fail(f"output {out.name} must end in .json")
+    check_output(out)
     check_fov(args.fov)
     model = load_model(args.model)
     if is_take_file(args.input):
