@@ -172,3 +172,27 @@ def test_a_take_that_cannot_be_saved_after_tracking_is_kept(sample_clip, face_mo
     assert "No space left" in err and "kept in" in err
     kept = Path(err.split("kept in ")[1])
     assert len(Take.load(kept)) == 90
+
+
+def test_ctrl_c_twice_during_track_keeps_the_frames(tmp_path):
+    """Ctrl+C, then Ctrl+C again while the take is being saved: the save finishes, no traceback."""
+    import signal
+    import time
+
+    from blender_facemesh.core.testing.synthetic import write_clip
+
+    clip = write_clip(tmp_path / "long.mp4", np.zeros((300, 3)), size=(256, 256)).path  # 10 s played live
+    out = tmp_path / "t.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "blender_facemesh", "track", str(clip), "-o", str(out),
+                             "--simulate-live"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # model loaded, about a second of frames tracked
+    proc.send_signal(signal.SIGINT)
+    for _ in range(5):
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "interrupted: saving" in err
+    from blender_facemesh.core.take import Take
+
+    assert len(Take.load(out)) > 5

@@ -117,3 +117,5 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except FacemeshError as exc:
         return fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:  # one line, no traceback (track keeps its frames itself)
+        return fail("interrupted (Ctrl+C): nothing more was written", 130)

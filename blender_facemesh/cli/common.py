@@ -171,13 +171,36 @@ def check_output(out) -> Path:
     return out
 
 
+class interrupts_wait:
+    """While a take is being saved, Ctrl+C is told to wait instead of cutting the save short
+    (the frames tracked so far are what the user pressed Ctrl+C to keep)."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, lambda *_: print("\nsaving the take, one moment...",
+                                                                        file=sys.stderr))
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
 def save_take_or_keep(take, out: Path) -> str:
     """Save a tracked take to ``out``; when that fails (disk full, folder gone), save it to the
     user cache instead so the tracking is not lost, and raise OutputError saying where it is."""
     import time as _time
 
     try:
-        take.save(out)
+        with interrupts_wait():
+            take.save(out)
         return str(out)
     except (OSError, FacemeshError) as exc:
         from ..core.capture.model import user_cache_dir
@@ -185,7 +208,8 @@ def save_take_or_keep(take, out: Path) -> str:
         fallback = user_cache_dir() / "unsaved" / f"{out.stem}-{_time.strftime('%Y%m%d-%H%M%S')}.npz"
         try:
             fallback.parent.mkdir(parents=True, exist_ok=True)
-            take.save(fallback)
+            with interrupts_wait():
+                take.save(fallback)
         except (OSError, FacemeshError):
             raise OutputError(f"could not write {out} ({getattr(exc, 'strerror', None) or exc}), nor a copy "
                               f"in {fallback.parent}: the {len(take)} tracked frames are lost") from exc

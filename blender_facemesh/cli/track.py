@@ -9,8 +9,8 @@ from pathlib import Path
 from ..core.errors import FacemeshError
 from .blend import write_blend_file
 from .common import (EXIT_FAILED, NO_BPY, VIDEO_EXTENSIONS, ProgressBar, apply_performer, check_fov, check_output,
-                     fail, have_bpy, input_path, is_take_file, load_take, save_take_or_keep, smoothing_settings,
-                     track_file, worker_settings)
+                     fail, have_bpy, input_path, interrupts_wait, is_take_file, load_take, save_take_or_keep,
+                     smoothing_settings, track_file, worker_settings)
 
 
 def cmd_track(args) -> int:
@@ -32,6 +32,7 @@ def cmd_track(args) -> int:
     bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
     worker = CaptureWorker(source, settings).start()
     t_start = time.monotonic()
+    guard = None
     try:
         for sample in worker:
             take.append(sample)
@@ -40,6 +41,7 @@ def cmd_track(args) -> int:
                 break
     except KeyboardInterrupt:
         print("\ninterrupted: saving what was tracked so far", file=sys.stderr)
+        guard = interrupts_wait().__enter__()  # a second Ctrl+C now waits until the take is saved
     except WorkerError:
         worker.stop()
         bar.close()
@@ -51,9 +53,15 @@ def cmd_track(args) -> int:
     bar.close()
     take.meta.update(delegate=worker.delegate, delegate_reason=worker.delegate_reason,
                      frames_dropped=worker.frames_dropped, end_reason=worker.end_reason)
+    # after a Ctrl+C the guard stays on to the end: more presses must not cut the save (or the
+    # summary after it) short; the command ends by itself in a moment
     if len(take) == 0:
         return fail(f"no frames could be read from {args.input}")
     save_take_or_keep(take, out)
+    if guard is not None:  # saved: further presses while the process winds down are ignored
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     n_face = int(take.face_present.sum())
     print(f"wrote {out}: {len(take)} frames, face in {n_face}, {worker.frames_dropped} dropped, "
           f"delegate {worker.delegate} ({worker.delegate_reason})")
