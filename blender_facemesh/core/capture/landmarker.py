@@ -319,7 +319,15 @@ class Landmarker:
     def close(self) -> None:
         lm, self._lm = getattr(self, "_lm", None), None
         if lm is not None:
-            lm.close()
+            try:
+                lm.close()
+            except RuntimeError:
+                # the interpreter is exiting and MediaPipe's dispatcher is already shut down:
+                # the process frees the graph anyway, so this is not worth a thread traceback
+                import sys
+
+                if not sys.is_finalizing() and "shutdown" not in str(sys.exc_info()[1]):
+                    raise
 
     def __enter__(self):
         return self

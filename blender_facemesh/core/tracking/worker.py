@@ -34,13 +34,18 @@ _POLL = 0.05  # seconds; how often blocked waits look at the stop flag
 _started_workers: "weakref.WeakSet[CaptureWorker]" = weakref.WeakSet()
 
 
-@atexit.register
 def _stop_all_workers() -> None:
     """At exit, stop and join every capture still running: a daemon thread inside MediaPipe while
     the interpreter finalises aborts the process on Python 3.13 ("terminate called without an
     active exception") and prints thread tracebacks on 3.11."""
     for worker in list(_started_workers):
         worker.stop(timeout=2.0)
+
+
+# Before concurrent.futures shuts its executors down (MediaPipe closes its graph through one):
+# threading's exit hooks run newest first, and before plain atexit handlers.
+_register = getattr(threading, "_register_atexit", None)
+(_register or atexit.register)(_stop_all_workers)
 
 
 class WorkerError(FacemeshError):
