@@ -43,7 +43,7 @@ PRESET_ITEMS = [("RAW", "Raw", "No smoothing: MediaPipe's values as tracked"),
                 ("BALANCED", "Balanced", "Every region balanced (the measured default)"),
                 ("SMOOTH", "Smooth", "Every region smooth"),
                 ("CUSTOM", "Custom", "Set per region below")]
-SMOOTHING_REGIONS = ("eyes", "brows", "mouth", "head_rotation", "head_position")
+from .core.solve.smoothing import REGIONS as SMOOTHING_REGIONS  # noqa: E402  (the core's five, one list)
 
 
 def _preset_changed(self, context):

@@ -80,8 +80,10 @@ def write_blend(take, out: Path, model_path=None, character=None, look=False, ch
     out.parent.mkdir(parents=True, exist_ok=True)
     take_path = take.save(out.with_suffix(".npz"))
     if smoothing is not None:  # the file keeps the choice: re-baking in Blender gives the same keys
+        from ..core.solve.smoothing import REGIONS
+
         pg = scene.facemesh.smoothing
-        for region in ("eyes", "brows", "mouth", "head_rotation", "head_position"):
+        for region in REGIONS:
             setattr(pg, region, smoothing.level(region))
     done = bake_with_scene(bpy.context, take, scene, take_path)
     list_take(scene, take, take_path)

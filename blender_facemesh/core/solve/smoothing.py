@@ -23,7 +23,7 @@ import numpy as np
 
 from ..channels import ARKIT_NAMES
 from ..errors import SettingsError
-from ..rotations import det3, rodrigues, rotation_log
+from ..rotations import det3, rodrigues, rotation_log, rotation_part
 from .filters import OneEuroFilter, OneEuroSettings, smoothing_factor
 
 REGIONS = ("eyes", "brows", "mouth", "head_rotation", "head_position")
@@ -222,15 +222,6 @@ def _frames(seconds: float, dt: float) -> int:
     return int(round(seconds / dt)) if dt > 0 else 0
 
 
-def _mean_rotation(r: np.ndarray) -> np.ndarray:
-    u, _, vt = np.linalg.svd(r.sum(axis=0))
-    m = u @ vt
-    if np.linalg.det(m) < 0:
-        u[:, 2] *= -1
-        m = u @ vt
-    return m
-
-
 def smooth_scores(scores: np.ndarray, t: np.ndarray, present: np.ndarray, smoothing: Smoothing) -> np.ndarray:
     """(N, 52) scores smoothed per region with no lag; frames without a face stay as they are."""
     out = np.array(scores, np.float64, copy=True)
@@ -259,7 +250,7 @@ def smooth_poses(mats: np.ndarray, t: np.ndarray, present: np.ndarray, smoothing
         if rot_level != "OFF":
             scale = np.cbrt([det3(a[:3, :3]) for a in m])
             r = m[:, :3, :3] / scale[:, None, None]
-            ref = _mean_rotation(r)
+            ref = rotation_part(r.sum(axis=0))  # the chordal mean: the sum projected onto rotations
             w = rotation_log(np.einsum("ji,njk->nik", ref, r))
             h_s, gamma, tol = _OFFLINE["rotation"][rot_level]
             w = lpa_ici(w, np.full(3, np.radians(tol)), _frames(h_s, dt), gamma, joint=True)
@@ -276,11 +267,12 @@ def smooth_take(take, smoothing: Smoothing):
     older version, filtered while it was tracked, is not smoothed twice (see :func:`raw_take`)."""
     from ..take import Take
 
-    done = smoothing.as_dict() if raw_take(take) else "smoothed when tracked (an older take): left as it is"
+    raw = raw_take(take)
+    done = smoothing.as_dict() if raw else "smoothed when tracked (an older take): left as it is"
     out = Take(take.fps, take.width, take.height, take.source, {**take.meta, "smoothing": done})
     arrays = {k: getattr(take, k) for k in take.arrays}  # the properties: recorded frames are flushed
     out.t, out.frame_index, out.face_ids = take.t, take.frame_index, take.face_ids
-    if smoothing.enabled and len(take.t) and raw_take(take):
+    if smoothing.enabled and len(take.t) and raw:
         ids = take.face_ids
         mats, scores = arrays["head_matrix"].copy(), arrays["blendshapes"].copy()
         for fid in np.unique(ids[ids >= 0]):
