@@ -8,19 +8,21 @@ works without Blender. The Blender side registers only when Blender loads the ad
 
 def register():
     from . import operators, preferences, properties, ui
-    from .blender import live
+    from .blender import live, recovery
 
     properties.register()  # first: the preferences hold one of its groups
     preferences.register()
     operators.register()
     ui.register()
     live.register()
+    recovery.register()
 
 
 def unregister():
     from . import operators, preferences, properties, ui
-    from .blender import live
+    from .blender import live, recovery
 
+    recovery.unregister()
     live.unregister()
     ui.unregister()
     operators.unregister()

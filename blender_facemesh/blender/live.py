@@ -21,7 +21,7 @@ from ..core.tracking.live import LiveSession
 from ..core.errors import FacemeshError
 from ..core.tracking.worker import WorkerError
 from . import jobs, options
-from .takes import save_and_bake, save_profile
+from .takes import new_take_path, save_and_bake, save_profile
 from .targets import FaceWriter, RigWriter
 
 STARTING = "starting the tracker..."
@@ -63,8 +63,10 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     prof = options.profile(scene)
     face_writer, rig_writer = _writers(scene)
     settings = settings or options.worker_settings(context, preview=True)
+    scene_name = scene.name
     session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg, "values": "raw",
-                                                  "live_smoothing": settings.smoothing.as_dict()})
+                                                  "live_smoothing": settings.smoothing.as_dict()},
+                          take_path=lambda: new_take_path(bpy.data.scenes.get(scene_name)))
     state.session, state.face, state.rig, state.profile = session, face_writer, rig_writer, prof
     state.rest = np.asarray(prof.head_rest, np.float64) if prof is not None and prof.head_rest is not None else None
     state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
@@ -127,6 +129,8 @@ def tick() -> float | None:
         if sample is not None:
             if state.message == STARTING:
                 state.message = ""
+            if session.journal_note:  # said once: the recording goes on without crash protection
+                state.message, session.journal_note = session.journal_note, ""
             _check_writers()
             if sample.faces:
                 apply_face(sample.faces[0])
@@ -204,7 +208,7 @@ def set_recording(context, on: bool) -> None:
         return
     if on and not session.recording:
         session.start_recording()
-        state.message = "recording"
+        state.message = "recording"  # a missing journal is said once the first frame arrives
     elif not on and session.recording:
         take = session.stop_recording()
         _keep_rest(take)
@@ -332,7 +336,18 @@ def status() -> dict:
             "dropped": s.frames_dropped, "frames": s.frames_seen,
             "recorded": len(s.take) if s.take is not None else 0,
             "tick_ms": float(np.median(ticks)) if len(ticks) else 0.0, "message": state.message,
-            "collecting": s.collecting, "solving": state.shape_job is not None}
+            "collecting": s.collecting, "solving": state.shape_job is not None,
+            "journal": _journal_state(s)}
+
+
+def _journal_state(session) -> str:
+    """"on" while the recording streams to its journal, else why not ("" when not recording)."""
+    take = session.take
+    if not session.recording or take is None:
+        return ""
+    if take.journal is None:
+        return "no crash protection (the journal could not be written)"
+    return take.journal.error or "on"
 
 
 @persistent

@@ -13,18 +13,36 @@ from ..core.errors import FacemeshError
 from . import options
 
 
+def _temp_takes() -> Path:
+    return Path(tempfile.gettempdir()) / "facemesh_takes"
+
+
+def new_take_path(scene, stem: str = "take") -> Path:
+    """Where a take about to be recorded will be saved: the scene's takes folder, or the
+    temporary folder when that cannot be made (its journal streams beside it meanwhile)."""
+    folder = options.take_dir(scene) if scene is not None else _temp_takes()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = _temp_takes()
+    return folder / f"{stem}_{datetime.now():%Y%m%d_%H%M%S_%f}.npz"
+
+
 def save_take(take, scene, stem: str = "take") -> Path:
     """Save into the scene's takes folder; if that cannot be written, into the temporary folder
-    (a recording is never dropped because of a bad folder setting)."""
-    temp = Path(tempfile.gettempdir()) / "facemesh_takes"
-    folder = options.take_dir(scene) if scene is not None else temp
-    name = f"{stem}_{datetime.now():%Y%m%d_%H%M%S_%f}.npz"
+    (a recording is never dropped because of a bad folder setting). A recorded take is saved
+    where its journal is, and the journal is deleted once the take is safely on disk."""
+    journal = take.journal
+    planned = journal.take_path if journal is not None else new_take_path(scene, stem)
     try:
-        path = take.save(folder / name)
+        path = take.save(planned)
     except OSError:
-        if folder == temp:
+        if planned.parent == _temp_takes():
             raise
-        path = take.save(temp / name)
+        path = take.save(_temp_takes() / planned.name)
+    if journal is not None:
+        journal.discard()
+        take.journal = None
     if scene is not None:
         list_take(scene, take, path)
     return path
@@ -94,7 +112,13 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
     try:
         path = save_take(take, scene)
     except OSError as exc:
-        return {"frames": len(take), "message": f"could not save the take ({exc}); check the takes folder"}
+        kept = ""
+        if take.journal is not None:  # still on disk: offered for recovery like a crash's
+            from . import recovery
+
+            recovery.scan(scene)
+            kept = f"; its frames are kept in {take.journal.path}: recover them from the Capture panel"
+        return {"frames": len(take), "message": f"could not save the take ({exc}){kept}; check the takes folder"}
     out = {"take": str(path), "frames": len(take), "message": f"saved {len(take)} frames to {path}"}
     if bake and scene is not None:
         try:

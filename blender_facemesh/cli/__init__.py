@@ -15,6 +15,7 @@ The commands, what each does, and where it lives:
 | report      | takes.py   | a take's tracking report (coverage, head range, jitter), and a plot  |
 | calibrate   | track.py   | the performer's own face shape from a head-turn take                 |
 | convert     | takes.py   | a take between .npz, .json and Live Link Face .csv                   |
+| recover     | recover.py | recordings a crash or kill left unfinished, saved as takes           |
 | fetch-model | setup.py   | face_landmarker.task into the user cache                             |
 | info        | setup.py   | the model, the delegate and versions found here                      |
 """
@@ -27,6 +28,7 @@ import os
 from ..core.errors import FacemeshError
 from .blend import cmd_blend
 from .common import add_smoothing_args, add_tracking_args, fail
+from .recover import cmd_recover
 from .setup import cmd_fetch_model, cmd_info
 from .takes import cmd_convert, cmd_overlay, cmd_report
 from .track import cmd_batch, cmd_calibrate, cmd_track
@@ -39,6 +41,7 @@ COMMANDS = {
     "report": cmd_report,
     "calibrate": cmd_calibrate,
     "convert": cmd_convert,
+    "recover": cmd_recover,
     "fetch-model": cmd_fetch_model,
     "info": cmd_info,
 }
@@ -103,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--fps", type=float, default=None, help="timecode rate of a .csv (default: read from it)")
     cv.add_argument("--drop-frame", action="store_true", help="write drop-frame timecodes (29.97 / 59.94)")
     add_smoothing_args(cv, "of a .csv export (.npz and .json takes stay raw)")
+    rc = sub.add_parser("recover", help="save recordings that a crash or kill left unfinished as takes "
+                                        "(journals found in the user cache, or those given)")
+    rc.add_argument("journals", nargs="*", help="journals (.recording) or folders holding them "
+                                                "(default: every unfinished recording found)")
+    rc.add_argument("--list", action="store_true", help="only list them")
+    rc.add_argument("--discard", action="store_true", help="delete them instead of recovering")
+    rc.add_argument("--output", "-o", help="take file to write (one journal only; default: beside the journal, "
+                                           "as the take it was to become)")
     f = sub.add_parser("fetch-model", help="download face_landmarker.task into the user cache")
     f.add_argument("--dest", help="file to write (default: user cache)")
     sub.add_parser("info", help="show the model, delegate and versions found here")

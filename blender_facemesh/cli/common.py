@@ -195,25 +195,43 @@ class interrupts_wait:
 
 def save_take_or_keep(take, out: Path) -> str:
     """Save a tracked take to ``out``; when that fails (disk full, folder gone), save it to the
-    user cache instead so the tracking is not lost, and raise OutputError saying where it is."""
+    user cache instead so the tracking is not lost, and raise OutputError saying where it is.
+    The take's journal, if it has one, is deleted once the take is saved somewhere, and kept
+    (for ``recover``) when it could not be."""
     import time as _time
+
+    journal = take.journal
+
+    def saved(where):
+        if journal is not None:
+            journal.discard()
+            take.journal = None
+        return where
 
     try:
         with interrupts_wait():
             take.save(out)
-        return str(out)
+        return saved(str(out))
     except (OSError, FacemeshError) as exc:
         from ..core.capture.model import user_cache_dir
 
+        why = getattr(exc, "strerror", None) or exc
         fallback = user_cache_dir() / "unsaved" / f"{out.stem}-{_time.strftime('%Y%m%d-%H%M%S')}.npz"
         try:
             fallback.parent.mkdir(parents=True, exist_ok=True)
             with interrupts_wait():
                 take.save(fallback)
         except (OSError, FacemeshError):
-            raise OutputError(f"could not write {out} ({getattr(exc, 'strerror', None) or exc}), nor a copy "
+            if journal is not None:
+                journal.close()
+                if journal.frames_written:
+                    raise OutputError(f"could not write {out} ({why}), nor a copy in {fallback.parent}; the "
+                                      f"{journal.frames_written} tracked frames are kept in {journal.path}: run "
+                                      "`python -m blender_facemesh recover` once there is room") from exc
+            raise OutputError(f"could not write {out} ({why}), nor a copy "
                               f"in {fallback.parent}: the {len(take)} tracked frames are lost") from exc
-        raise OutputError(f"could not write {out} ({getattr(exc, 'strerror', None) or exc}); the {len(take)} "
+        saved(fallback)
+        raise OutputError(f"could not write {out} ({why}); the {len(take)} "
                           f"tracked frames are kept in {fallback}") from exc
 
 

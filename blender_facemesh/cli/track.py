@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,9 @@ from .common import (EXIT_FAILED, NO_BPY, VIDEO_EXTENSIONS, ProgressBar, apply_p
 
 def cmd_track(args) -> int:
     from ..core.capture.sources import open_source
+    from ..core.journal import open_journal
     from ..core.tracking.worker import CaptureWorker, WorkerError, new_take
+    from .recover import note_unfinished
 
     out = Path(args.output)
     if out.suffix.lower() not in (".json", ".npz"):
@@ -29,13 +32,21 @@ def cmd_track(args) -> int:
     settings = worker_settings(args)
     info = source.info
     take = new_take(info, settings, num_faces=args.num_faces)
+    note_unfinished()
+    # streamed beside the output while tracking: a crash or kill loses at most the last second
+    take.journal, why = open_journal(out, take)
+    if why:
+        print(f"note: {why}", file=sys.stderr)
     bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
     worker = CaptureWorker(source, settings).start()
     t_start = time.monotonic()
     guard = None
+    old_term = _term_as_interrupt()
     try:
         for sample in worker:
             take.append(sample)
+            if take.journal is not None:
+                take.journal.append(sample)
             bar.update(len(take), f"faces {len(sample.faces)}")
             if args.duration and time.monotonic() - t_start >= args.duration:
                 break
@@ -47,25 +58,43 @@ def cmd_track(args) -> int:
         bar.close()
         if len(take):
             print(f"partial take of {len(take)} frames saved to {save_take_or_keep(take, out)}", file=sys.stderr)
+        elif take.journal is not None:
+            take.journal.discard()
         raise
     finally:
         worker.stop()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     bar.close()
     take.meta.update(delegate=worker.delegate, delegate_reason=worker.delegate_reason,
                      frames_dropped=worker.frames_dropped, end_reason=worker.end_reason)
     # after a Ctrl+C the guard stays on to the end: more presses must not cut the save (or the
     # summary after it) short; the command ends by itself in a moment
     if len(take) == 0:
+        if take.journal is not None:
+            take.journal.discard()
         return fail(f"no frames could be read from {args.input}")
     save_take_or_keep(take, out)
     if guard is not None:  # saved: further presses while the process winds down are ignored
-        import signal
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     n_face = int(take.face_present.sum())
     print(f"wrote {out}: {len(take)} frames, face in {n_face}, {worker.frames_dropped} dropped, "
           f"delegate {worker.delegate} ({worker.delegate_reason})")
     return 0
+
+
+def _term_as_interrupt():
+    """SIGTERM (a logout, ``kill``) ends ``track`` like Ctrl+C: what was tracked is saved.
+    Returns the handler it replaced (None off the main thread, where signals cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _batch_inputs(items: list[str]) -> tuple[list[Path], list[str]]:

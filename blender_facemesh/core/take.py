@@ -47,6 +47,7 @@ class Take:
         self.arrays = {k: np.zeros((0, 0) + shp, dt) for k, (shp, dt, _) in _ARRAYS.items()}
         self._pending: list = []
         self.warnings: list[str] = []  # what loading had to repair (see validate)
+        self.journal = None  # the core.journal.TakeJournal streaming it while recorded, if any
 
     # --- recording -----------------------------------------------------------------------------
 

@@ -73,6 +73,22 @@ class FACEMESH_UL_takes(bpy.types.UIList):
         sub.label(text=f"{item.duration:.1f} s, {item.fps:.4g} fps, {item.source}")
 
 
+def _draw_unfinished(layout) -> None:
+    """Recordings a crash left behind, each with Recover and Discard."""
+    from ..blender import recovery
+
+    if not recovery.found:
+        return
+    box = layout.box()
+    box.label(text="Unfinished recording" + ("s" if len(recovery.found) > 1 else "") + " found", icon="ERROR")
+    for u in recovery.found[:4]:
+        col = box.column(align=True)
+        col.label(text=u.describe()[:110])
+        row = col.row(align=True)
+        row.operator("facemesh.recording_recover", text="Recover", icon="RECOVER_LAST").journal = str(u.journal)
+        row.operator("facemesh.recording_discard", text="Discard", icon="TRASH").journal = str(u.journal)
+
+
 class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
     bl_label = "Capture"
 
@@ -83,6 +99,7 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
         s = context.scene.facemesh
         layout = self.layout
         st = live.status()
+        _draw_unfinished(layout)
         col = layout.column()
         col.enabled = not st["running"]
         col.prop(s, "source")
@@ -124,6 +141,8 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
                 box.label(text=st["delegate_reason"][:80])
             if st["recording"]:
                 box.label(text=f"recording: {st['recorded']} frames", icon="REC")
+                if st["journal"] and st["journal"] != "on":
+                    box.label(text=st["journal"][:100], icon="ERROR")
         if s.source != "VIDEO":
             from ..blender.options import preferences
             from ..properties import draw_smoothing

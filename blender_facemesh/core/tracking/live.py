@@ -24,8 +24,12 @@ class LiveSession:
     (for neutral calibration) without recording."""
 
     def __init__(self, source: SourceLike, settings: WorkerSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic, meta: dict | None = None):
+                 clock: Callable[[], float] = time.monotonic, meta: dict | None = None,
+                 take_path: Callable[[], object] | None = None):
         self.worker = CaptureWorker(source, settings)
+        # where a new recording's take will be saved: its journal streams beside it meanwhile
+        self.take_path = take_path
+        self.journal_note = ""  # why the current recording has no journal, if it has none
         self.clock = clock
         self.meta = dict(meta or {})
         self.recording = False
@@ -61,9 +65,12 @@ class LiveSession:
         self.recording = True
 
     def stop_recording(self) -> Take | None:
-        """End the recording; returns the take (None if no frame arrived while recording)."""
+        """End the recording; returns the take (None if no frame arrived while recording).
+        Its journal is complete and closed; whoever saves the take discards it."""
         self.recording = False
         take, self.take = self.take, None
+        if take is not None and take.journal is not None:
+            take.journal.close()
         if take is not None and len(take):
             self.takes.append(take)
             return take
@@ -99,6 +106,8 @@ class LiveSession:
                 if self.take is None:
                     self.take = self._new_take()
                 self.take.append(s)
+                if self.take.journal is not None:
+                    self.take.journal.append(s)
             if self._collect_until is not None:
                 self._collected.append(s)
                 if s.t - self._collected[0].t >= self._collect_until:
@@ -113,10 +122,17 @@ class LiveSession:
         self._latency.append(self.clock() - sample.read_at)
 
     def _new_take(self) -> Take:
+        from ..journal import open_journal
+
         info = self.worker.source.info if self.worker.source is not None else None
         if info is None:
-            return Take(30.0, 0, 0, meta=self.meta)
-        return Take(info.fps, info.width, info.height, source=info.as_dict(), meta=self.meta)
+            take = Take(30.0, 0, 0, meta=self.meta)
+        else:
+            take = Take(info.fps, info.width, info.height, source=info.as_dict(), meta=self.meta)
+        self.journal_note = ""
+        if self.take_path is not None:
+            take.journal, self.journal_note = open_journal(self.take_path(), take)
+        return take
 
     # --- numbers for the panel -----------------------------------------------------------------
 
