@@ -176,7 +176,7 @@ def test_eye_angles_have_the_apps_signs(tmp_path):
     assert float(row["LeftEyePitch"]) == pytest.approx(-0.205, abs=0.01)  # radians, like the app's
     assert float(row["LeftEyeYaw"]) < 0 and float(row["RightEyeYaw"]) < 0
     assert float(row["LeftEyeRoll"]) == 0 and float(row["RightEyeRoll"]) == 0
-    eyes = np.asarray(read_csv(path).meta["eye_angles"])  # back in solve.eyes.eye_rotations' signs
+    eyes = read_csv(path).eye_angles[:, 0]  # back in solve.eyes.eye_rotations' signs
     assert eyes.shape == (1, 2, 3) and eyes[0, 0, 1] > 0 and eyes[0, 0, 0] > 0
 
 
@@ -191,7 +191,7 @@ def test_missing_column_is_named(tmp_path):
     no_pose = ",".join(NAMES[:NAMES.index("HeadYaw")])  # blendshapes only: still readable
     take = read_csv(llf_csv(tmp_path / "bs.csv", [("00:00:00:00", {})], header=no_pose))
     np.testing.assert_array_equal(take.head_matrix[0, 0, :3, :3], np.eye(3))
-    assert "eye_angles" not in take.meta
+    assert not take.has("eye_angles") and not take.has("landmarks")
 
 
 def test_non_numeric_value_names_line_and_column(tmp_path):
@@ -279,7 +279,7 @@ def test_livelink_take_writes_back_what_it_read(tmp_path):
     np.testing.assert_allclose(second.t, first.t, atol=1e-6)
     np.testing.assert_allclose(second.blendshapes, first.blendshapes, atol=1e-9)
     np.testing.assert_allclose(second.head_matrix, first.head_matrix, atol=1e-9)
-    np.testing.assert_allclose(second.meta["eye_angles"], first.meta["eye_angles"], atol=1e-9)
+    np.testing.assert_allclose(second.eye_angles, first.eye_angles, atol=1e-7)
     assert second.meta["timecode_start"] == "00:00:59;28.250"
 
 

@@ -213,7 +213,7 @@ def save_take_or_keep(take, out: Path) -> str:
             take.save(out)
         return saved(str(out))
     except (OSError, FacemeshError) as exc:
-        from ..core.capture.model import user_cache_dir
+        from ..core.files import user_cache_dir
 
         why = getattr(exc, "strerror", None) or exc
         fallback = user_cache_dir() / "unsaved" / f"{out.stem}-{_time.strftime('%Y%m%d-%H%M%S')}.npz"

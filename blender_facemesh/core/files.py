@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def user_cache_dir() -> Path:
+    """Per-user cache folder, following each platform's convention."""
+    override = os.environ.get("BLENDER_FACEMESH_CACHE")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "blender_facemesh"
 
 
 @contextmanager

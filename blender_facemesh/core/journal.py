@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FacemeshError
+from .files import user_cache_dir
 from .take import _ARRAYS, Take, TakeError, validate
 
 MAGIC = b"FMJOURNAL1\n"
@@ -54,8 +55,6 @@ def journal_for(take_path: str | os.PathLike) -> Path:
 
 
 def pointer_dir() -> Path:
-    from .capture.model import user_cache_dir
-
     return user_cache_dir() / "recordings"
 
 

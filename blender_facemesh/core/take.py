@@ -3,6 +3,11 @@
 Arrays are (frames, face slots, ...): a frame can hold several faces, each keeping its
 stable id across frames; an empty slot has id -1 and NaN data. ``.npz`` saves are lossless
 (the same dtypes and bits come back); JSON is the documented interchange form (see README).
+
+A take may lack some arrays: a Live Link CSV or a JSON take has no landmarks, mesh or
+MediaPipe pose, and only Live Link takes have eye angles. Such an array is "absent": a
+read-only all-NaN view that costs no memory (:func:`absent`, :func:`is_absent`), left out of
+``.npz`` files, so a million-frame CSV take stays a few hundred MB instead of 11 GB.
 """
 
 from __future__ import annotations
@@ -27,7 +32,21 @@ _ARRAYS = {  # name: (per-face shape, dtype, empty value)
     "mesh": ((N_MESH_VERTICES, 3), np.float32, np.nan),
     "blendshapes": ((len(ARKIT_NAMES),), np.float32, np.nan),
     "mp_matrix": ((4, 4), np.float32, np.nan),
+    "eye_angles": ((2, 3), np.float32, np.nan),  # Live Link's [left, right] x [yaw, pitch, roll], radians
 }
+_REQUIRED = ("head_matrix", "blendshapes")  # every take has these; the others may be absent
+
+
+def absent(name: str, n: int, k: int) -> np.ndarray:
+    """An all-NaN (frames, faces, ...) array that takes no memory (read-only)."""
+    shp, dt, empty = _ARRAYS[name]
+    return np.broadcast_to(np.array(empty, dt), (n, k) + shp)
+
+
+def is_absent(a) -> bool:
+    """Whether an array is one of :func:`absent`'s views (the take does not carry it)."""
+    a = np.asarray(a)
+    return a.size > 1 and not any(a.strides)
 
 
 class TakeError(FacemeshError, ValueError):
@@ -73,7 +92,9 @@ class Take:
             for j, f in enumerate(s.faces):
                 ids[i, j] = f.id
                 for name in _ARRAYS:
-                    arrays[name][i, j] = getattr(f, name)
+                    v = getattr(f, name, None)
+                    if v is not None:
+                        arrays[name][i, j] = v
         self.t = np.concatenate([self.t, [s.t for s in pend]]).astype(np.float64)
         self.frame_index = np.concatenate([self.frame_index, [s.index for s in pend]]).astype(np.int64)
         self.face_ids = ids
@@ -84,13 +105,21 @@ class Take:
 
     def _get(self, name):
         self._flush()
-        return self.arrays[name]
+        a = self.arrays.get(name)
+        if a is None:  # set by hand without it: the take does not carry it
+            a = self.arrays[name] = absent(name, *self.face_ids.shape)
+        return a
 
     landmarks = property(lambda self: self._get("landmarks"))
     head_matrix = property(lambda self: self._get("head_matrix"))
     mesh = property(lambda self: self._get("mesh"))
     blendshapes = property(lambda self: self._get("blendshapes"))
     mp_matrix = property(lambda self: self._get("mp_matrix"))
+    eye_angles = property(lambda self: self._get("eye_angles"))
+
+    def has(self, name: str) -> bool:
+        """Whether the take carries this array (see :func:`is_absent`)."""
+        return len(self) > 0 and not is_absent(self._get(name))
 
     @property
     def face_present(self) -> np.ndarray:
@@ -111,11 +140,13 @@ class Take:
             face_id = int(seen[0]) if seen.size else 0
         n = len(self.t)
         out = {"present": np.zeros(n, bool)}
-        for name, (shp, dt, empty) in _ARRAYS.items():
-            out[name] = np.full((n,) + shp, empty, dt)
         rows, cols = np.nonzero(self.face_ids == face_id)
         out["present"][rows] = True
-        for name in _ARRAYS:
+        for name, (shp, dt, empty) in _ARRAYS.items():
+            if is_absent(self._get(name)):
+                out[name] = absent(name, n, 1)[:, 0]
+                continue
+            out[name] = np.full((n,) + shp, empty, dt)
             out[name][rows] = self.arrays[name][rows, cols]
         return out
 
@@ -132,13 +163,14 @@ class Take:
         ext = path.suffix.lower()
         if ext not in (".npz", ".json"):
             raise TakeError(f"cannot save a take as {path.name}: use a .npz or .json file name")
-        self._flush()
+        for name in _ARRAYS:
+            self._get(name)
         with atomic_target(path) as tmp:
             if ext == ".npz":
                 with open(tmp, "wb") as f:
                     np.savez_compressed(f, header=np.array(json.dumps(self.header())), t=self.t,
                                         frame_index=self.frame_index, face_ids=self.face_ids,
-                                        **self.arrays)
+                                        **{k: a for k, a in self.arrays.items() if not is_absent(a)})
             else:
                 tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
         return path
@@ -188,7 +220,10 @@ class Take:
             take.t = z["t"]
             take.frame_index = z["frame_index"]
             take.face_ids = z["face_ids"]
-            take.arrays = {k: z[k] for k in _ARRAYS}
+            take.arrays = {k: z[k] for k in _ARRAYS if k in z.files}  # missing: absent (validate)
+            missing = [k for k in _REQUIRED if k not in take.arrays]
+            if missing:
+                raise TakeError(f"it has no {' or '.join(missing)} array")
         return take
 
     @classmethod
@@ -213,7 +248,7 @@ class Take:
         take.t = np.array([float(f["t"]) for f in frames], np.float64)
         take.frame_index = np.arange(n, dtype=np.int64)
         take.face_ids = np.full((n, k), -1, np.int32)
-        take.arrays = {name: np.full((n, k) + shp, empty, dt) for name, (shp, dt, empty) in _ARRAYS.items()}
+        take.arrays = {name: np.full((n, k) + _ARRAYS[name][0], np.nan, _ARRAYS[name][1]) for name in _REQUIRED}
         for i, f in enumerate(frames):
             for j, face in enumerate(f["faces"]):
                 take.face_ids[i, j] = int(face["id"])
@@ -268,6 +303,9 @@ def validate(take: Take, name: str = "the take") -> Take:
     k = ids.shape[1]
     arrays = {}
     for key, (shp, dt, _empty) in _ARRAYS.items():
+        if take.arrays.get(key) is None and key not in _REQUIRED:
+            arrays[key] = absent(key, n, k)
+            continue
         a = np.asarray(take.arrays.get(key))
         if a.shape != (n, k) + shp or a.dtype.kind not in "fiu":
             bad(f"its {key} array has shape {a.shape}, expected {(n, k) + shp}")
@@ -294,6 +332,8 @@ def validate(take: Take, name: str = "the take") -> Take:
         ids = ids.copy()
         ids[rows, cols] = -1
         for key, (shp, dt, empty) in _ARRAYS.items():
+            if is_absent(arrays[key]):
+                continue
             arrays[key] = arrays[key].copy()
             arrays[key][rows, cols] = empty
         take.warnings.append(f"{len(rows)} face{'s' if len(rows) != 1 else ''} with a pose or scores that are not "

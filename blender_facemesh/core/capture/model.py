@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import FacemeshError
 from ..channels import N_MESH_VERTICES
-from ..files import write_bytes_atomic
+from ..files import user_cache_dir, write_bytes_atomic
 
 MODEL_FILENAME = "face_landmarker.task"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -39,20 +39,6 @@ GEOMETRY_ENTRY = "geometry_pipeline_metadata_landmarks.binarypb"
 
 class ModelError(FacemeshError):
     """The model is missing, corrupt or not the one we expect; the message says what to do."""
-
-
-def user_cache_dir() -> Path:
-    """Per-user cache folder, following each platform's convention."""
-    override = os.environ.get("BLENDER_FACEMESH_CACHE")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "blender_facemesh"
 
 
 def bundled_model_path() -> Path:

@@ -30,11 +30,11 @@ timecode relative to the first row (a time-of-day timecode passing midnight is u
 do not advance are nudged 1 microsecond forward, a step back of over a frame is an error). fps: the
 argument, else ``;`` -> 29.97 (59.94 if a frame number reaches 30), else the smallest of 24/25/30/
 48/50/60/120 above the largest frame number once the file crosses a second, else DEFAULT_FPS (60,
-what the app's recordings use). Eye angles go to meta["eye_angles"], (frames, [left, right], [yaw,
+what the app's recordings use). Eye angles go to the take's eye_angles array, (frames, 1, [left, right], [yaw,
 pitch, roll]) radians in solve.eyes.eye_rotations' signs (yaw > 0 to the performer's left, pitch > 0
 up, roll negated too): the file's values negated.
 Writing: frames without the face are skipped, NaN is written as 0, eye angles come from a Live Link
-take's meta["eye_angles"], else from solve.eyes.eye_rotations of the scores with roll 0.
+take's eye_angles (or its meta["eye_angles"], where takes saved before kept them), else from solve.eyes.eye_rotations of the scores with roll 0.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from ..channels import ARKIT_INDEX, ARKIT_NAMES
 from ..files import write_text_atomic
 from ..rotations import rotation_part
 from ..solve.eyes import eye_rotations
-from ..take import _ARRAYS, Take, TakeError, validate
+from ..take import Take, TakeError, validate
 
 BLENDSHAPE_COLUMNS = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
@@ -179,26 +179,49 @@ def rotation_to_angles(r) -> np.ndarray:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+_CHUNK_ROWS = 32768  # rows parsed into arrays at a time: reading costs memory per frame, not per file
+
+
+def _rows(path: Path):
+    """(header, iterator of (line number, fields) for the frames): read as a stream, so a file
+    of any length costs only the arrays it becomes."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        f = open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise LiveLinkError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LiveLinkError(f"{path.name} cannot be read as a text CSV ({exc})") from None
-    lines = [(i, r) for i, r in enumerate(csv.reader(text.splitlines()), 1) if any(c.strip() for c in r)]
-    if not lines:
+    except OSError as exc:
+        raise LiveLinkError(f"{path.name} cannot be read ({exc})") from None
+
+    def lines():
+        with f:
+            try:
+                for i, r in enumerate(csv.reader(f), 1):
+                    if any(c.strip() for c in r):
+                        yield i, r
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                raise LiveLinkError(f"{path.name} cannot be read as a text CSV ({exc})") from None
+
+    it = lines()
+    first = next(it, None)
+    if first is None:
         raise LiveLinkError(f"{path.name} is empty: export the take again from Live Link Face "
                             "(a header line, then one line per frame)")
-    if len(lines) == 1:
-        raise LiveLinkError(f"{path.name} has a header but no frames: the recording is empty; "
-                            "record and export the take again")
-    header = [c.strip() for c in lines[0][1]]
-    for line, fields in lines[1:]:
+    return [c.strip() for c in first[1]], it
+
+
+def _frames(path: Path, header: list[str], rows, col: dict[str, int]):
+    """Yields (timecodes, [(line, fields)...]) a chunk at a time, checked for length."""
+    chunk = []
+    for line, fields in rows:
         if len(fields) < len(header):
             raise LiveLinkError(f"{path.name} line {line} has {len(fields)} fields but the header has "
                                 f"{len(header)}: the file is cut short or damaged")
-    return header, lines[1:]
+        chunk.append((line, fields))
+        if len(chunk) == _CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _columns(path: Path, header: list[str]) -> dict[str, int]:
@@ -239,43 +262,65 @@ def read_csv(path, fps=None) -> Take:
     path = Path(path)
     header, rows = _rows(path)
     col = _columns(path, header)
-    codes = [f[col["Timecode"]].strip() for _, f in rows]
+    has_head, has_eyes = "HeadYaw" in col, "LeftEyeYaw" in col
+    codes, lines, scores, head, eyes = [], [], [], [], []
+    for chunk in _frames(path, header, rows, col):
+        codes += [f[col["Timecode"]].strip() for _, f in chunk]
+        lines.append(np.array([line for line, _ in chunk], np.int64))
+        scores.append(_numbers(path, chunk, col, BLENDSHAPE_COLUMNS).astype(np.float32))
+        if has_head:
+            head.append(_numbers(path, chunk, col, HEAD_COLUMNS))
+        if has_eyes:
+            eyes.append(_numbers(path, chunk, col, EYE_COLUMNS).astype(np.float32))
+    if not codes:
+        raise LiveLinkError(f"{path.name} has a header but no frames: the recording is empty; "
+                            "record and export the take again")
+    lines = np.concatenate(lines)
     fps = _infer_fps(codes) if fps is None else _rate(fps)[1]
-    times = np.empty(len(rows))
-    for i, (line, _) in enumerate(rows):
+    n = len(codes)
+    times = np.empty(n)
+    for i, code in enumerate(codes):
         try:
-            times[i] = parse_timecode(codes[i], fps)
+            times[i] = parse_timecode(code, fps)
         except LiveLinkError as exc:
-            raise LiveLinkError(f"{path.name} line {line}: {exc}") from None
+            raise LiveLinkError(f"{path.name} line {lines[i]}: {exc}") from None
     times += 86400.0 * np.cumsum(np.r_[0, np.diff(times) < -43200.0])  # past midnight
     t = times - times[0]
     back = np.flatnonzero(np.diff(t) < -1.0 / fps)
     if back.size:
-        (a, _), (b, _) = rows[back[0]], rows[back[0] + 1]
+        a, b = lines[back[0]], lines[back[0] + 1]
         raise LiveLinkError(f"{path.name}: the timecode goes back from line {a} ({codes[back[0]]}) to line {b} "
                             f"({codes[back[0] + 1]}); is it two takes in one file? Split it")
-    for i in range(1, len(t)):
-        t[i] = max(t[i], t[i - 1] + 1e-6)
-    n = len(rows)
+    t = _nudged(t)
     take = Take(fps, 0, 0, source={"kind": "livelink_csv", "name": str(path), "width": 0, "height": 0,
                                    "fps": fps, "frame_count": n, "rotation": 0, "live": False},
                 meta={"timecode_start": codes[0], "timecode_fps": fps, "drop_frame": ";" in codes[0],
                       "head_distance_cm": HEAD_DISTANCE_CM})
+    del codes, lines
     take.t, take.frame_index = t, np.arange(n, dtype=np.int64)
     take.face_ids = np.zeros((n, 1), np.int32)
-    take.arrays = {k: np.full((n, 1) + shp, empty, dt) for k, (shp, dt, empty) in _ARRAYS.items()}
-    take.arrays["blendshapes"][:, 0, _ARKIT_OF] = _numbers(path, rows, col, BLENDSHAPE_COLUMNS)
-    head = np.zeros((n, 4, 4))
-    head[:, :3, :3] = (angles_to_rotation(*_numbers(path, rows, col, HEAD_COLUMNS).T)
-                       if "HeadYaw" in col else np.eye(3))
-    head[:, :3, 3], head[:, 3, 3] = (0.0, 0.0, -HEAD_DISTANCE_CM), 1.0
-    take.arrays["head_matrix"][:, 0] = head
-    if "LeftEyeYaw" in col:
-        take.meta["eye_angles"] = (-_numbers(path, rows, col, EYE_COLUMNS).reshape(n, 2, 3)).tolist()
+    # no landmarks, mesh or MediaPipe pose: those stay absent and cost nothing
+    take.arrays = {"blendshapes": np.empty((n, 1, len(ARKIT_NAMES)), np.float32)}
+    take.arrays["blendshapes"][:, 0, _ARKIT_OF] = np.concatenate(scores)
+    del scores
+    mats = np.zeros((n, 1, 4, 4))
+    mats[:, 0, :3, :3] = angles_to_rotation(*np.concatenate(head).T) if has_head else np.eye(3)
+    del head
+    mats[:, 0, :3, 3], mats[:, 0, 3, 3] = (0.0, 0.0, -HEAD_DISTANCE_CM), 1.0
+    take.arrays["head_matrix"] = mats
+    if has_eyes:
+        take.arrays["eye_angles"] = -np.concatenate(eyes).reshape(n, 1, 2, 3)
     try:
         return validate(take, path.name)
     except TakeError as exc:
         raise LiveLinkError(str(exc)) from None
+
+
+def _nudged(t: np.ndarray) -> np.ndarray:
+    """Times that do not advance moved 1 microsecond past the one before (vectorised: a running
+    maximum of t - i*eps, plus i*eps back)."""
+    eps = 1e-6 * np.arange(len(t))
+    return np.maximum.accumulate(t - eps) + eps
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -298,8 +343,10 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
     scores = np.nan_to_num(track["blendshapes"][rows].astype(np.float64))
     rot = np.array([rotation_part(m) if np.isfinite(m).all() else np.eye(3) for m in track["head_matrix"][rows]])
     head = rotation_to_angles(rot)
-    eyes = own.get("eye_angles")
-    if eyes is not None and len(eyes) == len(take.t):
+    eyes = own.get("eye_angles")  # takes read before eye angles became an array kept them here
+    if take.has("eye_angles") and np.isfinite(track["eye_angles"][rows]).all():
+        eyes = -track["eye_angles"][rows].astype(np.float64).reshape(-1, 6)
+    elif eyes is not None and len(eyes) == len(take.t):
         eyes = -np.asarray(eyes, np.float64)[rows].reshape(-1, 6)
     else:
         er = eye_rotations(scores)  # [eye][yaw, pitch], the opposite signs of the app's

@@ -348,7 +348,7 @@ def sample_clip_path(cache_dir: str | os.PathLike | None = None) -> Path:
     clip last, so an interrupted run never leaves a clip that looks complete.
     """
     if cache_dir is None:
-        from ..capture.model import user_cache_dir
+        from ..files import user_cache_dir
         folder = user_cache_dir() / "sample"
     else:
         folder = Path(cache_dir)
