@@ -308,3 +308,29 @@ def test_exporter_round_trip_on_a_tracked_take(tracked_take, tmp_path):
     assert math.radians(worst) < 1e-6
     turn = max(rotation_angle_deg(np.eye(3), rotation_part(m)) for m in track["head_matrix"][rows])
     assert turn > 10  # the clip really turns the head, so the angles were exercised
+
+
+def test_reading_in_chunks_reports_progress_and_can_be_cancelled(tmp_path, monkeypatch):
+    """Rows are parsed a chunk at a time (the same take whatever the chunk size), progress
+    rises towards 1, and an exception from the progress callback ends the reading (Esc in
+    Blender's import)."""
+    from blender_facemesh.core.formats import livelink
+
+    rows = [(format_timecode(i / 60, 60), {"JawOpen": f"{(i % 7) / 7:.10f}", "HeadYaw": f"{i / 1e4:.10f}"})
+            for i in range(250)]
+    path = llf_csv(tmp_path / "a.csv", rows)
+    whole = read_csv(path)
+    monkeypatch.setattr(livelink, "_CHUNK_ROWS", 16)
+    seen = []
+    take = read_csv(path, progress=seen.append)
+    np.testing.assert_array_equal(take.blendshapes, whole.blendshapes)
+    np.testing.assert_array_equal(take.head_matrix, whole.head_matrix)
+    np.testing.assert_array_equal(take.t, whole.t)
+    assert len(seen) == 16 and seen == sorted(seen) and 0.8 < seen[-1] < 1.0
+
+    def stop(p):
+        if p > 0.5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        read_csv(path, progress=stop)

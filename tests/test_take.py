@@ -55,6 +55,29 @@ def test_json_follows_the_documented_schema(tmp_path, rng):
     np.testing.assert_allclose(back.head_matrix, take.head_matrix, atol=1e-6)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_json_read_a_frame_at_a_time_whatever_the_read_size(tmp_path, rng, monkeypatch, chunk):
+    """The streaming reader sees the file in pieces of ``chunk`` characters: numbers and
+    frames cut at any place still come back whole, in any order of the header's members."""
+    from blender_facemesh.core import jsonstream
+
+    take = make_take(rng)
+    d = json.loads(take.save(tmp_path / "a.json").read_text())
+    frames = d.pop("frames")
+    (tmp_path / "b.json").write_text(json.dumps({"frames": frames, **d}, indent=1))  # header last, spaced
+    monkeypatch.setattr(jsonstream, "CHUNK", chunk)
+    for name in ("a.json", "b.json"):
+        back = Take.load(tmp_path / name)
+        np.testing.assert_array_equal(back.face_ids, take.face_ids)
+        np.testing.assert_allclose(back.blendshapes, take.blendshapes, atol=1e-5)
+        assert back.meta == take.meta and not back.has("landmarks")
+    text = (tmp_path / "a.json").read_text()
+    for broken in (text[: len(text) // 2], text + "]", text.replace('"faces"', '"faces" 1', 1)):
+        (tmp_path / "c.json").write_text(broken)
+        with pytest.raises(TakeError, match="c.json is not a readable take"):
+            Take.load(tmp_path / "c.json")
+
+
 def test_face_track_follows_one_id(rng):
     take = make_take(rng)
     tr = take.face_track(1)

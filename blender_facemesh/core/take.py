@@ -16,6 +16,7 @@ import json
 import math
 import os
 import zipfile
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from .errors import FacemeshError
 from .channels import ARKIT_NAMES, N_LANDMARKS, N_MESH_VERTICES
 from .files import atomic_target
+from .jsonstream import load_object
 
 FORMAT = "blender_facemesh.take"
 VERSION = 1
@@ -198,7 +200,7 @@ class Take:
             raise TakeError(f"take file {path} does not exist")
         try:
             if path.suffix.lower() == ".json":
-                take = cls._from_json(json.loads(path.read_text()))
+                take = cls._read_json(path)
             else:
                 take = cls._read_npz(path)
         except TakeError as exc:
@@ -237,25 +239,76 @@ class Take:
         return cls(h["fps"], h["width"], h["height"], h.get("source"), h.get("meta"))
 
     @classmethod
-    def _from_json(cls, d: dict) -> "Take":
-        """JSON carries pose and scores only; landmarks and mesh come back empty (NaN)."""
-        take = cls._from_header(d)
-        names = d.get("blendshape_names", list(ARKIT_NAMES))
-        col = {n: i for i, n in enumerate(ARKIT_NAMES)}
-        frames = d["frames"]
-        n = len(frames)
-        k = max([0] + [len(f["faces"]) for f in frames])
-        take.t = np.array([float(f["t"]) for f in frames], np.float64)
+    def _read_json(cls, path: Path) -> "Take":
+        """JSON carries pose and scores only (landmarks and mesh are absent). Read a frame at a
+        time: memory grows with the take's arrays, not with the file's Python objects."""
+        frames = _JsonFrames()
+        with open(path, encoding="utf-8") as f:
+            head = load_object(f, "frames", frames.add)
+        if "frames" not in head:
+            cls._from_header(head)  # not a take at all is the clearer message
+            raise TakeError("it has no frames")
+        return frames.take(head)
+
+
+class _JsonFrames:
+    """JSON frames gathered into blocks of compact arrays, then scattered into the take."""
+
+    BLOCK = 8192
+
+    def __init__(self):
+        self.t = array("d")
+        self.blocks, self.used, self.k = [], 0, 0
+        self.col = {n: i for i, n in enumerate(ARKIT_NAMES)}
+
+    def _new_block(self):
+        b = self.BLOCK
+        self.blocks.append({"frame": np.zeros(b, np.int64), "slot": np.zeros(b, np.int32),
+                            "id": np.zeros(b, np.int64), "head_matrix": np.zeros((b, 16), np.float64),
+                            "blendshapes": np.full((b, len(ARKIT_NAMES)), np.nan, np.float32)})
+        self.used = 0
+
+    def add(self, f) -> None:
+        i = len(self.t)
+        self.t.append(float(f["t"]))
+        faces = f["faces"]
+        self.k = max(self.k, len(faces))
+        for j, face in enumerate(faces):
+            if not self.blocks or self.used == self.BLOCK:
+                self._new_block()
+            b, r = self.blocks[-1], self.used
+            b["frame"][r], b["slot"][r], b["id"][r] = i, j, int(face["id"])
+            b["head_matrix"][r] = face["head_matrix"]
+            row = b["blendshapes"][r]
+            for name, v in face["blendshapes"].items():
+                c = self.col.get(name)
+                if c is not None:
+                    row[c] = v
+            self.used += 1
+
+    def take(self, head: dict) -> "Take":
+        take = Take._from_header(head)
+        n, k = len(self.t), self.k
+        if k > MAX_FACES:
+            raise TakeError(f"a frame has {k} faces (at most {MAX_FACES})")
+        take.t = np.frombuffer(self.t, np.float64) if n else np.zeros(0)
         take.frame_index = np.arange(n, dtype=np.int64)
-        take.face_ids = np.full((n, k), -1, np.int32)
+        take.face_ids = np.full((n, k), -1, np.int64)
         take.arrays = {name: np.full((n, k) + _ARRAYS[name][0], np.nan, _ARRAYS[name][1]) for name in _REQUIRED}
-        for i, f in enumerate(frames):
-            for j, face in enumerate(f["faces"]):
-                take.face_ids[i, j] = int(face["id"])
-                take.arrays["head_matrix"][i, j] = np.asarray(face["head_matrix"], np.float64).reshape(4, 4)
-                for name, v in face["blendshapes"].items():
-                    if name in col and name in names:
-                        take.arrays["blendshapes"][i, j, col[name]] = v
+        while self.blocks:  # free each block once scattered
+            b = self.blocks.pop(0)
+            m = self.used if not self.blocks else self.BLOCK
+            rows, slots = b["frame"][:m], b["slot"][:m]
+            take.face_ids[rows, slots] = b["id"][:m]
+            take.arrays["head_matrix"][rows, slots] = b["head_matrix"][:m].reshape(-1, 4, 4)
+            take.arrays["blendshapes"][rows, slots] = b["blendshapes"][:m]
+        names = head.get("blendshape_names")
+        if isinstance(names, list):  # scores of channels the file does not name stay empty
+            unnamed = [i for i, n in enumerate(ARKIT_NAMES) if n not in names]
+            take.arrays["blendshapes"][:, :, unnamed] = np.nan
+        if take.face_ids.size and not (-1 <= take.face_ids.min() and take.face_ids.max() < 2 ** 31 - 1):
+            raise TakeError("some face ids are out of range")
+        take.face_ids = take.face_ids.astype(np.int32)
         return take
 
 

@@ -1,8 +1,32 @@
 import bpy
 
 
+class _Cancelled(Exception):
+    pass
+
+
+class _Reading:
+    """What the reading thread shares with the operator: plain Python, never bpy (the thread
+    must not touch Blender's data, the operator included)."""
+
+    def __init__(self):
+        self.progress, self.stop = 0.0, False
+
+    def update(self, p):
+        if self.stop:
+            raise _Cancelled
+        self.progress = p
+
+
+def _read(path, fps, reading):
+    from ..core.formats.livelink import read_csv
+
+    return read_csv(path, fps=fps, progress=reading.update)
+
+
 class FACEMESH_OT_import_livelink(bpy.types.Operator):
-    """Import a Live Link Face CSV (Epic's iPhone app) as a take, and bake it onto the targets"""
+    """Import a Live Link Face CSV (Epic's iPhone app) as a take, and bake it onto the targets.
+    A big file is read on its own thread with progress in the status bar; Esc cancels"""
 
     bl_idname = "facemesh.import_livelink"
     bl_label = "Import Live Link Face CSV"
@@ -10,20 +34,18 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
 
     filepath: bpy.props.StringProperty(subtype="FILE_PATH")
     filter_glob: bpy.props.StringProperty(default="*.csv", options={"HIDDEN"})
-    fps: bpy.props.FloatProperty(name="Timecode fps", min=0.0, default=0.0,
+    fps: bpy.props.FloatProperty(name="Timecode fps", min=0.0, max=1000.0, default=0.0,
                                  description="The recording's timecode rate; 0: read it from the timecodes")
     bake: bpy.props.BoolProperty(name="Bake", default=True)
 
-    def execute(self, context):
+    _job = None
+    _timer = None
+    _reading = None
+
+    def _finish(self, context, take):
         from ..blender.takes import bake_with_scene, describe, save_take
         from ..core.errors import FacemeshError
-        from ..core.formats.livelink import read_csv
 
-        try:
-            take = read_csv(bpy.path.abspath(self.filepath), fps=self.fps or None)
-        except FacemeshError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
         try:
             path = save_take(take, context.scene, stem="livelink")
         except OSError as exc:
@@ -39,6 +61,75 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
                 return {"FINISHED"}
         self.report({"WARNING"} if "WARNING:" in text else {"INFO"}, text)
         return {"FINISHED"}
+
+    def _failed(self, exc):
+        from ..core.errors import FacemeshError
+
+        if isinstance(exc, _Cancelled):
+            self.report({"WARNING"}, "import cancelled; nothing was imported")
+        elif isinstance(exc, FacemeshError):
+            self.report({"ERROR"}, str(exc))
+        elif isinstance(exc, MemoryError):
+            self.report({"ERROR"}, f"{self.filepath} is too big to import in the memory free here")
+        else:
+            self.report({"ERROR"}, f"cannot import {self.filepath}: {type(exc).__name__}: {exc}")
+        return {"CANCELLED"}
+
+    def execute(self, context):
+        from ..core.tracking.live import BackgroundJob
+
+        path = bpy.path.abspath(self.filepath)
+        wm = context.window_manager
+        if context.window is None or bpy.app.background:  # scripts and headless runs: read here, blocking
+            try:
+                take = _read(path, self.fps or None, _Reading())
+            except Exception as exc:  # noqa: BLE001 - every failure is an operator report
+                return self._failed(exc)
+            return self._finish(context, take)
+        self._reading = _Reading()
+        self._job = BackgroundJob(_read, path, self.fps or None, self._reading, name="facemesh-csv")
+        if not wm.modal_handler_add(self):
+            self._job.wait()
+            return self._picked_up(context)
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0, 100)
+        return {"RUNNING_MODAL"}
+
+    def _picked_up(self, context):
+        err = self._job.error
+        return self._failed(err) if err is not None else self._finish(context, self._job.result)
+
+    def _end_modal(self, context):
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+    def cancel(self, context):
+        """Blender ended the operator (file loaded, window closed): stop reading."""
+        self._reading.stop = True
+        self._end_modal(context)
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._reading.stop = True
+            self._job.wait()
+            self._end_modal(context)
+            self.report({"WARNING"}, "import cancelled; nothing was imported")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if not self._job.done:
+            context.window_manager.progress_update(int(self._reading.progress * 100))
+            if context.workspace is not None:
+                context.workspace.status_text_set(f"FaceMesh: reading {bpy.path.basename(self.filepath)} "
+                                                  f"({self._reading.progress:.0%}), Esc to cancel")
+            return {"RUNNING_MODAL"}
+        self._end_modal(context)
+        return self._picked_up(context)
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)

@@ -32,7 +32,7 @@ def from_take(take, canonical, fov_deg: float | None = None, name: str = "it") -
     track = take.face_track()
     if not track["present"].any():
         raise ShapeCalibrationError(f"no face in {name}: record the performer turning their head, facing the camera")
-    if np.isnan(track["landmarks"][track["present"]]).all():
+    if not take.has("landmarks") or np.isnan(track["landmarks"][track["present"]]).all():
         raise ShapeCalibrationError("this take has no landmarks (JSON and CSV takes carry pose and scores only): "
                                     "use the video or a .npz take")
     return calibrate_shape(track["landmarks"], track["present"], take.width, take.height, canonical,

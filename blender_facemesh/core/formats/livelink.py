@@ -240,7 +240,7 @@ def _columns(path: Path, header: list[str]) -> dict[str, int]:
 def _numbers(path: Path, rows, col: dict[str, int], names) -> np.ndarray:
     idx = [col[n] for n in names]
     try:
-        out = np.array([[f[i] for i in idx] for _, f in rows]).astype(np.float64)
+        out = np.array([[f[i] for i in idx] for _, f in rows], dtype=np.float64)  # numpy parses the text
         if np.isfinite(out).all():
             return out
     except ValueError:
@@ -257,14 +257,22 @@ def _numbers(path: Path, rows, col: dict[str, int], names) -> np.ndarray:
     raise AssertionError("unreachable")
 
 
-def read_csv(path, fps=None) -> Take:
-    """A Live Link Face CSV -> Take (one face, id 0; conventions in the module docstring)."""
+def read_csv(path, fps=None, progress=None) -> Take:
+    """A Live Link Face CSV -> Take (one face, id 0; conventions in the module docstring).
+    ``progress(fraction)`` is called after each chunk of rows (an estimate from the file's size);
+    an exception it raises ends the reading (how a user cancels an import)."""
     path = Path(path)
     header, rows = _rows(path)
     col = _columns(path, header)
     has_head, has_eyes = "HeadYaw" in col, "LeftEyeYaw" in col
     codes, lines, scores, head, eyes = [], [], [], [], []
+    size, per_row = max(1, path.stat().st_size), None
     for chunk in _frames(path, header, rows, col):
+        if progress is not None:
+            if per_row is None:  # bytes per row, from the first rows
+                sample = chunk[:256]
+                per_row = sum(len(",".join(f)) + 1 for _, f in sample) / len(sample)
+            progress(min(0.99, (len(codes) + len(chunk)) * per_row / size))
         codes += [f[col["Timecode"]].strip() for _, f in chunk]
         lines.append(np.array([line for line, _ in chunk], np.int64))
         scores.append(_numbers(path, chunk, col, BLENDSHAPE_COLUMNS).astype(np.float32))

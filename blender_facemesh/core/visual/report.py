@@ -146,8 +146,9 @@ def take_report(take, face_id: int | None = None, still_deg_s: float = STILL_DEG
         per = [(_rms(db[:, k]) or 0.0, name) for k, name in enumerate(ARKIT_NAMES)]
         worst = max(per)
         jit["blendshapes_worst"] = {"channel": worst[1], "rms": worst[0]}
-        lm = tr["landmarks"][:, :, :2].astype(np.float64) * (take.width, take.height)
-        jit["landmarks_px_rms"] = _rms(np.linalg.norm(lm[pairs + 1] - lm[pairs], axis=2))
+        if take.has("landmarks"):  # CSV and JSON takes carry none
+            lm = tr["landmarks"][:, :, :2].astype(np.float64) * (take.width, take.height)
+            jit["landmarks_px_rms"] = _rms(np.linalg.norm(lm[pairs + 1] - lm[pairs], axis=2))
     d["jitter"] = jit
     return d
 
