@@ -224,17 +224,19 @@ class CaptureWorker:
         return self._take(self._out.get(timeout=timeout))
 
     def __iter__(self) -> Iterator[Sample]:
-        while not self.finished:
-            try:
-                sample = self.get(timeout=_POLL)
-            except queue.Empty:
-                if not self.running and self._out.empty():
-                    self.finished = True
-                    self.end_reason = self.end_reason or "stopped"
-                continue
-            if sample is not None:
-                yield sample
-        self.stop()  # the stream ended: let the threads finish closing MediaPipe and the source
+        try:
+            while not self.finished:
+                try:
+                    sample = self.get(timeout=_POLL)
+                except queue.Empty:
+                    if not self.running and self._out.empty():
+                        self.finished = True
+                        self.end_reason = self.end_reason or "stopped"
+                    continue
+                if sample is not None:
+                    yield sample
+        finally:  # ended, failed or abandoned: the threads close MediaPipe and the source first
+            self.stop()
 
     # --- threads -------------------------------------------------------------------------------
 
@@ -324,7 +326,10 @@ class CaptureWorker:
             if self._finisher is not None:
                 self._finisher.join()  # it may still read the landmarker's face ids and model
             if lm is not None:
-                lm.close()
+                try:
+                    lm.close()
+                except Exception:  # noqa: BLE001 - closing must not print a thread traceback
+                    pass
 
     def _hand_on(self, item) -> None:
         if self._finisher is None:
@@ -465,8 +470,9 @@ def track_take(source, settings: WorkerSettings | None = None, on_progress=None,
     settings = settings or WorkerSettings()
     info = source.info
     take = new_take(info, settings, **(meta or {}))
-    for i, s in enumerate(CaptureWorker(source, settings).start(), 1):
-        take.append(s)
-        if on_progress is not None and i % 10 == 0:
-            on_progress(i, info.frame_count)
+    with CaptureWorker(source, settings) as worker:  # stopped and joined before any error goes up
+        for i, s in enumerate(worker, 1):
+            take.append(s)
+            if on_progress is not None and i % 10 == 0:
+                on_progress(i, info.frame_count)
     return take
