@@ -27,7 +27,7 @@ import os
 
 from ..core.errors import FacemeshError
 from .blend import cmd_blend
-from .common import add_smoothing_args, add_tracking_args, fail
+from .common import FPS, add_smoothing_args, add_tracking_args, fail, number
 from .recover import cmd_recover
 from .setup import cmd_fetch_model, cmd_info
 from .takes import cmd_convert, cmd_overlay, cmd_report
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "capture rig: its meshes, keys and bones are found")
     b.add_argument("--look", action="store_true", help="with --character: map the keys whose names match "
                                                        "nothing by looking at renders of them")
-    b.add_argument("--check", type=int, default=0, metavar="FRAMES",
+    b.add_argument("--check", type=number(int, 0, 10_000), default=0, metavar="FRAMES",
                    help="with --character: render this many baked frames and report per channel how "
                         "closely the character follows the performer")
     add_tracking_args(b)
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with a relaxed face (a few seconds), or a .npz take of it")
     cal.add_argument("--output", "-o", required=True, help="performer profile to write (.json); an existing "
                                                              "one keeps its neutral and ranges")
-    cal.add_argument("--fov", type=float, default=None, help="camera's vertical field of view, degrees "
+    cal.add_argument("--fov", type=number(float, 1, 179, above=True), default=None, help="camera's vertical field of view, degrees "
                                                              "(default: estimated from the take)")
     cal.add_argument("--model", help="path to face_landmarker.task")
     cal.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("convert", help="convert a take between .npz, .json and Live Link Face .csv")
     cv.add_argument("input", help="take file: .npz, .json, or a Live Link Face .csv")
     cv.add_argument("--output", "-o", required=True, help="file to write: .npz, .json or .csv")
-    cv.add_argument("--fps", type=float, default=None, help="timecode rate of a .csv (default: read from it)")
+    cv.add_argument("--fps", type=FPS, default=None, help="timecode rate of a .csv (default: read from it)")
     cv.add_argument("--drop-frame", action="store_true", help="write drop-frame timecodes (29.97 / 59.94)")
     add_smoothing_args(cv, "of a .csv export (.npz and .json takes stay raw)")
     rc = sub.add_parser("recover", help="save recordings that a crash or kill left unfinished as takes "

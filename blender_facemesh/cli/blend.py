@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import OutputError
-from .common import (NO_BPY, apply_performer, check_output, fail, have_bpy, is_take_file, load_take, smoothing_settings,
-                     track_file)
+from .common import (NO_BPY, apply_performer, check_output, fail, have_bpy, is_take_file, load_take,
+                     save_take_or_keep, smoothing_settings, track_file)
 
 
 def write_blend_file(take, out: Path, model_path=None, character=None, look=False, check=0, smoothing=None) -> str:
@@ -51,9 +51,19 @@ def cmd_blend(args) -> int:
     apply_performer(args)
     smoothing = smoothing_settings(args)
     find_model(args.model)
-    take = load_take(args.input) if is_take_file(args.input) else track_file(args.input, args)
+    tracked = not is_take_file(args.input)
+    take = track_file(args.input, args) if tracked else load_take(args.input)
     if not len(take) or not take.face_present.any():
         return fail(f"no face found in {args.input}: nothing to animate")
-    print(write_blend_file(take, out, args.model, character, getattr(args, "look", False), getattr(args, "check", 0),
-                           smoothing))
+    try:
+        print(write_blend_file(take, out, args.model, character, getattr(args, "look", False),
+                               getattr(args, "check", 0), smoothing))
+    except OutputError as exc:
+        if not tracked:
+            raise
+        try:  # the tracking is not thrown away with the .blend
+            where = save_take_or_keep(take, out.with_suffix(".npz"))
+        except OutputError as kept:
+            raise OutputError(f"{exc}; {kept}") from None
+        raise OutputError(f"{exc}; the tracked take is kept in {where}") from None
     return 0

@@ -59,21 +59,45 @@ def fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
     return code
 
 
+def number(kind, low, high, above: bool = False):
+    """An argparse ``type``: a finite ``kind`` (int or float) in [low, high] (``above``: > low),
+    so nan, inf and nonsense end in argparse's one error line before any work starts."""
+    import math
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except (ValueError, OverflowError):
+            v = None
+        if v is None or not math.isfinite(v) or v > high or (v <= low if above else v < low):
+            what = "a whole number" if kind is int else "a number"
+            span = f"over {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"{text!r}: give {what} {span}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+FPS = number(float, 0, 1000, above=True)
+PIXELS = number(int, 1, 100_000)
+
+
 def add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="path to face_landmarker.task (default: search; see README)")
     p.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)
-    p.add_argument("--num-faces", type=int, default=1)
-    p.add_argument("--fov", type=float, default=None,
+    p.add_argument("--num-faces", type=number(int, 1, 8), default=1, help="faces to track (1 to 8)")
+    p.add_argument("--fov", type=number(float, 1, 179, above=True), default=None,
                    help="camera's vertical field of view, degrees (default: the performer's calibration, "
                         f"else {DEFAULT_FOV_DEG:g})")
     p.add_argument("--performer", help="performer profile (.json, from `calibrate`): head pose from their own face")
-    p.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence")
+    p.add_argument("--fps", type=FPS, default=None, help="frame rate of an image sequence")
     p.add_argument("--simulate-live", action="store_true",
                    help="play a video file at real-time pace, dropping frames like a camera")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (cameras)")
-    p.add_argument("--width", type=int, default=None, help="camera: requested width")
-    p.add_argument("--height", type=int, default=None, help="camera: requested height")
-    p.add_argument("--camera-fps", type=float, default=None, help="camera: requested fps")
+    p.add_argument("--duration", type=number(float, 0, 1e7, above=True), default=None, help="stop after this many seconds (cameras)")
+    p.add_argument("--width", type=PIXELS, default=None, help="camera: requested width")
+    p.add_argument("--height", type=PIXELS, default=None, help="camera: requested height")
+    p.add_argument("--camera-fps", type=FPS, default=None, help="camera: requested fps")
     p.add_argument("--backend", default="auto", help="camera backend: auto, v4l2, dshow, msmf, avfoundation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -23,8 +23,6 @@ def cmd_track(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".json", ".npz"):
         return fail(f"output {out} must end in .json or .npz")
-    if not 1 <= args.num_faces <= 8:
-        return fail("--num-faces must be between 1 and 8")
     check_output(out)
     apply_performer(args)
     source = open_source(input_path(args.input), fps=args.fps, simulate_live=args.simulate_live, width=args.width,
@@ -117,11 +115,12 @@ def cmd_batch(args) -> int:
     from ..core.capture.sources import SourceError
 
     videos, missing = _batch_inputs(args.inputs)
+    if not videos:
+        gone = f" ({', '.join(missing)} not found)" if missing else ""
+        return fail(f"no videos to process{gone}: give video files or folders holding them "
+                    f"({', '.join(VIDEO_EXTENSIONS)})")
     for m in missing:
         print(f"error: {m}: not found (give video files or folders)", file=sys.stderr)
-    if not videos:
-        return fail("no videos to process: give video files or folders holding them "
-                     f"({', '.join(VIDEO_EXTENSIONS)})")
     if args.blend and not have_bpy():
         return fail(f"--blend needs the bpy module: {NO_BPY}")
     apply_performer(args)
@@ -140,7 +139,7 @@ def cmd_batch(args) -> int:
             if not take.face_present.any():
                 raise SourceError(f"no face found in its {len(take)} frames")
             dest = out_dir / f"{video.stem}.{args.format}"
-            take.save(dest)
+            save_take_or_keep(take, dest)  # a failed save keeps the take in the user cache, and says so
             line = f"{label}: {len(take)} frames, face in {int(take.face_present.sum())} -> {dest}"
             if args.blend:
                 line += "; " + write_blend_file(take, out_dir / f"{video.stem}.blend", args.model,
@@ -169,6 +168,8 @@ def cmd_calibrate(args) -> int:
     check_output(out)
     check_fov(args.fov)
     model = load_model(args.model)
+    # the profile the shape goes into is read first: a broken one must not cost a solve
+    base = PerformerProfile.load(out) if out.is_file() else PerformerProfile(name=out.stem)
     if is_take_file(args.input):
         take = load_take(args.input)
     else:
@@ -178,7 +179,6 @@ def cmd_calibrate(args) -> int:
     t0 = time.monotonic()
     calib = faceshape.from_take(take, model.canonical_vertices, fov_deg=args.fov, name=args.input)
     solve_s = time.monotonic() - t0
-    base = PerformerProfile.load(out) if out.is_file() else PerformerProfile(name=out.stem)
     faceshape.into_profile(base, calib).save(out)
     fov = f"{calib.fov_deg:.1f} deg" + (" (estimated)" if calib.fov_estimated else "")
     print(f"wrote {out}: face shape from {calib.frames_used} frames in {solve_s:.1f} s; reprojection error "

@@ -57,12 +57,17 @@ def read_json(path: str | os.PathLike, error: type[Exception], what: str, parse=
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{path.name} is not readable JSON ({type(exc).__name__}: {exc})") from exc
+    except RecursionError:
+        raise error(f"{path.name} is not a {what} (nested too deeply)") from None
     if parse is None:
         return data
     try:
         return parse(data)
     except error as exc:
         raise error(f"{path.name}: {exc}") from None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        # hand-edited numbers and shapes the parser did not foresee (1e400, a list for a number)
+        raise error(f"{path.name} is not a usable {what} ({type(exc).__name__}: {exc})") from None
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, mkdir: bool = True) -> Path:

@@ -169,10 +169,9 @@ class Take:
             self._get(name)
         with atomic_target(path) as tmp:
             if ext == ".npz":
-                with open(tmp, "wb") as f:
-                    np.savez_compressed(f, header=np.array(json.dumps(self.header())), t=self.t,
-                                        frame_index=self.frame_index, face_ids=self.face_ids,
-                                        **{k: a for k, a in self.arrays.items() if not is_absent(a)})
+                _write_npz(tmp, {"header": np.array(json.dumps(self.header())), "t": self.t,
+                                 "frame_index": self.frame_index, "face_ids": self.face_ids,
+                                 **{k: a for k, a in self.arrays.items() if not is_absent(a)}})
             else:
                 tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
         return path
@@ -251,6 +250,15 @@ class Take:
         return frames.take(head)
 
 
+def _write_npz(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed``'s file, written in a ``with`` so that a failed write (a full disk)
+    closes the zip at once instead of failing again later in its finaliser."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
+
+
 class _JsonFrames:
     """JSON frames gathered into blocks of compact arrays, then scattered into the take."""
 
@@ -277,8 +285,13 @@ class _JsonFrames:
             if not self.blocks or self.used == self.BLOCK:
                 self._new_block()
             b, r = self.blocks[-1], self.used
-            b["frame"][r], b["slot"][r], b["id"][r] = i, j, int(face["id"])
-            b["head_matrix"][r] = face["head_matrix"]
+            fid, mat = face["id"], face["head_matrix"]
+            if not isinstance(fid, int) or isinstance(fid, bool):
+                raise TakeError(f"frame {i}: face id {fid!r} is not a whole number")
+            if not isinstance(mat, list) or len(mat) != 16:
+                raise TakeError(f"frame {i}: the head matrix is not a list of 16 numbers")
+            b["frame"][r], b["slot"][r], b["id"][r] = i, j, fid
+            b["head_matrix"][r] = mat
             row = b["blendshapes"][r]
             for name, v in face["blendshapes"].items():
                 c = self.col.get(name)

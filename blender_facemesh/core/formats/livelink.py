@@ -88,8 +88,8 @@ class LiveLinkError(FacemeshError, ValueError):
 def _rate(fps) -> tuple[int, float]:
     """(frames per second counted in labels, real frames per second); NTSC rates made exact."""
     f = float(fps)
-    if not math.isfinite(f) or f <= 0:
-        raise LiveLinkError(f"frame rate must be a positive number, got {fps!r}")
+    if not math.isfinite(f) or not 0 < f <= 1000:
+        raise LiveLinkError(f"frame rate must be a number over 0 and at most 1000, got {fps!r}")
     nominal = round(f)
     if abs(f - nominal) > 1e-3 and abs(f - nominal * 1000 / 1001) < 5e-3:
         return nominal, nominal * 1000 / 1001
@@ -344,7 +344,7 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
         which = "a face" if face_id is None else f"face {face_id}"
         raise LiveLinkError(f"the take has no frames with {which}: nothing to write")
     own = take.meta if take.source.get("kind") == "livelink_csv" else {}
-    fps = fps or own.get("timecode_fps") or take.fps
+    fps = fps if fps is not None else (own.get("timecode_fps") or take.fps)
     start = parse_timecode(start_timecode if start_timecode is not None
                            else own.get("timecode_start", "00:00:00:00"), fps)
     seconds = start + (take.t[rows] - take.t[rows[0]])
