@@ -27,7 +27,7 @@ import os
 
 from ..core.errors import FacemeshError
 from .blend import cmd_blend
-from .common import FPS, add_smoothing_args, add_tracking_args, fail, number
+from .common import FPS, Parser, add_smoothing_args, add_tracking_args, fail, number
 from .recover import cmd_recover
 from .setup import cmd_fetch_model, cmd_info
 from .takes import cmd_convert, cmd_overlay, cmd_report
@@ -48,7 +48,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m blender_facemesh",
+    ap = Parser(prog="python -m blender_facemesh",
                                  description="Facial motion capture with MediaPipe, without Blender.")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("track", help="track a video, image folder or camera into a take")

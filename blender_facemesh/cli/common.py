@@ -83,6 +83,13 @@ FPS = number(float, 0, 1000, above=True)
 PIXELS = number(int, 1, 100_000)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's errors as one ``error:`` line like every other failure (not a usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="path to face_landmarker.task (default: search; see README)")
     p.add_argument("--delegate", default="AUTO", choices=["AUTO", "GPU", "CPU"], type=str.upper)

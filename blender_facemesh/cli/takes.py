@@ -39,6 +39,8 @@ def cmd_overlay(args) -> int:
     out = Path(args.output).expanduser()
     if out.suffix.lower() != ".mp4":
         return fail(f"output {out.name} must end in .mp4")
+    if Path(args.input).is_dir():
+        return fail(f"{args.input} is a folder: overlay draws on a video file")
     if not Path(args.input).is_file():
         return fail(f"video {args.input} not found")
     check_output(out)

@@ -64,12 +64,19 @@ class _Reader:
             return v
 
 
+class NotAnObject(ValueError):
+    """The file is JSON (or starts like it) but its top level is not an object."""
+
+
 def load_object(f: TextIO, streamed: str, each: Callable[[object], None]) -> dict:
     """The top-level object of ``f`` without its ``streamed`` array member, whose elements are
     handed to ``each`` one at a time as they are read. Raises json.JSONDecodeError (bad JSON),
-    ValueError (the member is not an array) or RecursionError (nested too deeply)."""
+    ValueError (the member is not an array; NotAnObject: the top level is not an object) or
+    RecursionError (nested too deeply)."""
     r = _Reader(f)
-    r.expect("{")
+    if r.peek() != "{":
+        raise NotAnObject(f"the top level is {_what(r.peek())}, not an object")
+    r.pos += 1
     out = {}
     if r.peek() == "}":
         r.pos += 1
@@ -98,3 +105,7 @@ def load_object(f: TextIO, streamed: str, each: Callable[[object], None]) -> dic
     if r.peek():
         raise json.JSONDecodeError("extra data after the take", r.buf, r.pos)
     return out
+
+
+def _what(c: str) -> str:
+    return {"": "empty", "[": "a list", '"': "a string"}.get(c, "not JSON" if c not in "-0123456789tfn" else "a single value")

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import FacemeshError
 from .channels import ARKIT_NAMES, N_LANDMARKS, N_MESH_VERTICES
 from .files import atomic_target
-from .jsonstream import load_object
+from .jsonstream import NotAnObject, load_object
 
 FORMAT = "blender_facemesh.take"
 VERSION = 1
@@ -243,7 +243,10 @@ class Take:
         time: memory grows with the take's arrays, not with the file's Python objects."""
         frames = _JsonFrames()
         with open(path, encoding="utf-8") as f:
-            head = load_object(f, "frames", frames.add)
+            try:
+                head = load_object(f, "frames", frames.add)
+            except NotAnObject as exc:
+                raise TakeError(f"not a blender_facemesh take ({exc})") from exc
         if "frames" not in head:
             cls._from_header(head)  # not a take at all is the clearer message
             raise TakeError("it has no frames")
