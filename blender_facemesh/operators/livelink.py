@@ -1,5 +1,7 @@
 import bpy
 
+from .modal import ModalProgress
+
 
 class _Cancelled(Exception):
     pass
@@ -24,7 +26,7 @@ def _read(path, fps, reading):
     return read_csv(path, fps=fps, progress=reading.update)
 
 
-class FACEMESH_OT_import_livelink(bpy.types.Operator):
+class FACEMESH_OT_import_livelink(ModalProgress, bpy.types.Operator):
     """Import a Live Link Face CSV (Epic's iPhone app) as a take, and bake it onto the targets.
     A big file is read on its own thread with progress in the status bar; Esc cancels"""
 
@@ -39,7 +41,6 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
     bake: bpy.props.BoolProperty(name="Bake", default=True)
 
     _job = None
-    _timer = None
     _reading = None
 
     def _finish(self, context, take):
@@ -91,22 +92,12 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
         if not wm.modal_handler_add(self):
             self._job.wait()
             return self._picked_up(context)
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.progress_begin(0, 100)
+        self._begin_modal(context)
         return {"RUNNING_MODAL"}
 
     def _picked_up(self, context):
         err = self._job.error
         return self._failed(err) if err is not None else self._finish(context, self._job.result)
-
-    def _end_modal(self, context):
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
 
     def cancel(self, context):
         """Blender ended the operator (file loaded, window closed): stop reading."""
@@ -123,10 +114,9 @@ class FACEMESH_OT_import_livelink(bpy.types.Operator):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if not self._job.done:
-            context.window_manager.progress_update(int(self._reading.progress * 100))
-            if context.workspace is not None:
-                context.workspace.status_text_set(f"FaceMesh: reading {bpy.path.basename(self.filepath)} "
-                                                  f"({self._reading.progress:.0%}), Esc to cancel")
+            p = self._reading.progress
+            self._progress(context, p, f"FaceMesh: reading {bpy.path.basename(self.filepath)} "
+                                       f"({p:.0%}), Esc to cancel")
             return {"RUNNING_MODAL"}
         self._end_modal(context)
         return self._picked_up(context)

@@ -1,6 +1,7 @@
 import bpy
 
 from ..blender import jobs
+from .modal import ModalProgress
 
 
 class _Job:
@@ -45,7 +46,7 @@ class _Job:
         jobs.running.discard(self)
 
 
-class FACEMESH_OT_process_video(bpy.types.Operator):
+class FACEMESH_OT_process_video(ModalProgress, bpy.types.Operator):
     """Track every frame of a video file, save the take, and bake it onto the targets.
     Esc cancels (nothing is written)"""
 
@@ -70,7 +71,6 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
                                           description="A camera with the video as its background, for checking by eye")
 
     _job = None
-    _timer = None
 
     def _start(self, context):
         from ..core.errors import FacemeshError
@@ -187,8 +187,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         if not wm.modal_handler_add(self):
             self._job.cancel()
             return self.execute(context)
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.progress_begin(0, 100)
+        self._begin_modal(context)
         return {"RUNNING_MODAL"}
 
     def cancel(self, context):
@@ -196,18 +195,6 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
         if self._job is not None:
             self._job.cancel()
         self._end_modal(context)
-
-    def _status(self, context, text):
-        if context.workspace is not None:
-            context.workspace.status_text_set(text)
-
-    def _end_modal(self, context):
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
-        self._status(context, None)
 
     def modal(self, context, event):
         from ..core.tracking.worker import WorkerError
@@ -226,8 +213,7 @@ class FACEMESH_OT_process_video(bpy.types.Operator):
             self.report({"ERROR"}, f"tracking failed: {exc}")
             return {"CANCELLED"}
         p = self._job.progress
-        context.window_manager.progress_update(int(p * 100))
-        self._status(context, f"FaceMesh: tracking {len(self._job.take)}/{self._job.total or '?'} frames "
+        self._progress(context, p, f"FaceMesh: tracking {len(self._job.take)}/{self._job.total or '?'} frames "
                               f"({p:.0%}), Esc to cancel")
         if not done:
             return {"RUNNING_MODAL"}
