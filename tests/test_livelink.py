@@ -234,9 +234,9 @@ def _face(rng, fid, yaw):
 
 
 def _rot(yaw):
-    from blender_facemesh.core.formats.livelink import angles_to_rotation
+    from blender_facemesh.core.rotations import livelink_rotation
 
-    return angles_to_rotation(yaw, 0.5 * yaw, -0.3 * yaw)
+    return livelink_rotation(yaw, 0.5 * yaw, -0.3 * yaw)
 
 
 def test_write_refuses_a_take_without_faces(tmp_path):

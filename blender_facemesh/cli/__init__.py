@@ -8,7 +8,7 @@ The commands, what each does, and where it lives:
 
 | command     | module     | what it does                                                         |
 |-------------|------------|----------------------------------------------------------------------|
-| track       | track.py   | a video, image folder or camera into a take                          |
+| track       | track.py   | a video, image folder, camera or iPhone app's stream into a take     |
 | blend       | blend.py   | a video or take into an animated .blend (the capture rig, baked)     |
 | batch       | track.py   | many videos into takes (and .blend files); bad files skipped         |
 | overlay     | takes.py   | the video with the tracked mesh, head axes and scores drawn on it    |
@@ -52,9 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Facial motion capture with MediaPipe, without Blender.")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("track", help="track a video, image folder or camera into a take")
-    p.add_argument("input", help="video file, image folder or pattern, camera:N, or 'sample' "
-                                 "(the built-in clip made from scikit-image's astronaut photo)")
+    p.add_argument("input", help="video file, image folder or pattern, camera:N, 'sample' (the built-in clip "
+                                 "made from scikit-image's astronaut photo), or an iPhone app's stream: "
+                                 "livelink[:[ADDRESS:]PORT] (Live Link Face, port 11111) or "
+                                 "ifacialmocap[:PHONE_ADDRESS] (iFacialMocap, port 49983)")
     p.add_argument("--output", "-o", required=True, help="take file to write (.json or .npz)")
+    p.add_argument("--listen", metavar="ADDRESS", help="phone streams: the network interface to listen on "
+                                                        "(default: all, since the phone is on the local network)")
+    p.add_argument("--allow", metavar="ADDRESS", action="append",
+                   help="phone streams: accept packets only from this address (repeat for several phones)")
     add_tracking_args(p)
     b = sub.add_parser("blend", help="track a video (or load a take) and save an animated .blend: "
                                      "the capture rig with the keys baked (needs the bpy module)")

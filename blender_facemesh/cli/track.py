@@ -1,9 +1,10 @@
-"""``track``, ``batch`` and ``calibrate``: videos, image sequences and cameras into takes."""
+"""``track``, ``batch`` and ``calibrate``: videos, image sequences, cameras and iPhone streams into takes."""
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,10 +26,17 @@ def cmd_track(args) -> int:
         return fail(f"output {out} must end in .json or .npz")
     check_output(out)
     apply_performer(args)
-    source = open_source(input_path(args.input), fps=args.fps, simulate_live=args.simulate_live, width=args.width,
-                         height=args.height, camera_fps=args.camera_fps, backend=args.backend)
     settings = worker_settings(args)
-    info = source.info
+    phone = _phone(args)
+    if phone is not None:  # an iPhone app's stream: the phone tracks, MediaPipe is not used
+        from ..core.tracking.phone import PhoneWorker
+
+        worker = PhoneWorker(phone, settings)
+    else:
+        source = open_source(input_path(args.input), fps=args.fps, simulate_live=args.simulate_live,
+                             width=args.width, height=args.height, camera_fps=args.camera_fps, backend=args.backend)
+        worker = CaptureWorker(source, settings)
+    info = worker.source.info
     take = new_take(info, settings, num_faces=args.num_faces)
     note_unfinished()
     # streamed beside the output while tracking: a crash or kill loses at most the last second
@@ -36,8 +44,16 @@ def cmd_track(args) -> int:
     if why:
         print(f"note: {why}", file=sys.stderr)
     bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
-    worker = CaptureWorker(source, settings).start()
+    worker.start()
+    if phone is not None:
+        print(f"listening for {phone.describe()}: in the app, send to this computer; "
+              "Ctrl+C (or --duration) ends the take", file=sys.stderr)
     t_start = time.monotonic()
+    # --duration also ends a stream that has gone quiet (a phone that stopped sending)
+    timer = threading.Timer(args.duration, worker.stop) if args.duration else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     guard = None
     old_term = _term_as_interrupt()
     try:
@@ -60,12 +76,18 @@ def cmd_track(args) -> int:
             take.journal.discard()
         raise
     finally:
+        if timer is not None:
+            timer.cancel()
         worker.stop()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     bar.close()
     take.meta.update(delegate=worker.delegate, delegate_reason=worker.delegate_reason,
                      frames_dropped=worker.frames_dropped, end_reason=worker.end_reason)
+    if phone is not None:  # what the packets said, known once they came
+        take.fps, take.source = info.fps, info.as_dict()
+        take.meta.update(performers={str(k): v for k, v in worker.performer_names.items()},
+                         packets=worker.counts.describe())
     # after a Ctrl+C the guard stays on to the end: more presses must not cut the save (or the
     # summary after it) short; the command ends by itself in a moment
     if len(take) == 0:
@@ -81,11 +103,21 @@ def cmd_track(args) -> int:
     return 0
 
 
+def _phone(args):
+    """The phone stream the input names (``livelink[:[HOST:]PORT]``, ``ifacialmocap[:PHONE]``), or None."""
+    from ..core.capture.phone import parse_phone_input
+
+    phone = parse_phone_input(args.input)
+    if phone is not None:
+        phone.allow = tuple(args.allow or ())
+        if args.listen:
+            phone.host = args.listen
+    return phone
+
+
 def _term_as_interrupt():
     """SIGTERM (a logout, ``kill``) ends ``track`` like Ctrl+C: what was tracked is saved.
     Returns the handler it replaced (None off the main thread, where signals cannot be set)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return None
 

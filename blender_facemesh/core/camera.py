@@ -13,6 +13,7 @@ import numpy as np
 
 DEFAULT_FOV_DEG = 63.0  # vertical field of view MediaPipe's geometry pipeline assumes
 NEAR_CM = 1.0           # MediaPipe's near plane
+PHONE_DISTANCE_CM = 50.0  # where a head is put when its source gives angles only (iPhone apps, their CSVs)
 
 # camera space (x right, y up, z toward the viewer) -> Blender world (x right, z up, -y toward
 # the viewer): a character facing -Y turns the way the performer facing the camera turns.

@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import FacemeshError
 from .files import user_cache_dir
-from .take import _ARRAYS, Take, TakeError, validate
+from .take import _ARRAYS, Take, TakeError, absent, is_absent, validate
 
 MAGIC = b"FMJOURNAL1\n"
 SUFFIX = ".recording"
@@ -97,7 +97,8 @@ def _record(payload: bytes) -> bytes:
 
 def _chunk_payload(take: Take) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, t=take.t, frame_index=take.frame_index, face_ids=take.face_ids, **take.arrays)
+    np.savez(buf, t=take.t, frame_index=take.frame_index, face_ids=take.face_ids,
+             **{k: a for k, a in take.arrays.items() if not is_absent(a)})  # what no sample carries stays out
     return _CHUNK.pack(len(take.t), float(take.t[0]), float(take.t[-1])) + buf.getvalue()
 
 
@@ -280,7 +281,7 @@ def read_journal(path: str | os.PathLike) -> Take:
         chunks = []
         for payload in records:
             with np.load(io.BytesIO(payload[_CHUNK.size:]), allow_pickle=False) as z:
-                chunks.append({k: z[k] for k in ("t", "frame_index", "face_ids", *_ARRAYS)})
+                chunks.append({k: z[k] for k in ("t", "frame_index", "face_ids", *_ARRAYS) if k in z.files})
     except StopIteration:
         raise JournalError(f"{path.name} holds no header: nothing was recorded") from None
     except TakeError as exc:
@@ -295,10 +296,14 @@ def read_journal(path: str | os.PathLike) -> Take:
     take.face_ids = np.concatenate([np.pad(c["face_ids"], ((0, 0), (0, k - c["face_ids"].shape[1])),
                                            constant_values=-1) for c in chunks])
     for name, (shp, dt, empty) in _ARRAYS.items():
+        if not any(name in c for c in chunks):
+            take.arrays[name] = absent(name, len(take.t), k)  # the source never had it
+            continue
         parts = []
         for c in chunks:
             a = np.full((len(c["t"]), k) + shp, empty, dt)
-            a[:, : c[name].shape[1]] = c[name]
+            if name in c:
+                a[:, : c[name].shape[1]] = c[name]
             parts.append(a)
         take.arrays[name] = np.concatenate(parts)
     take.meta["recovered_from"] = path.name

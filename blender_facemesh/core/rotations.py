@@ -130,3 +130,23 @@ def continuous_quaternions(q: np.ndarray) -> np.ndarray:
         if np.dot(q[i], q[i - 1]) < 0:
             q[i] = -q[i]
     return q
+
+
+def livelink_rotation(yaw, pitch, roll) -> np.ndarray:
+    """Live Link Face yaw/pitch/roll (radians, arrays) -> (..., 3, 3) rotations in camera axes
+    (the app's conventions: core/formats/livelink.py's docstring; its UDP stream uses the same)."""
+    a, b, c = -np.asarray(yaw, float), np.asarray(pitch, float), -np.asarray(roll, float)
+    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
+    return np.stack([  # Ry(a) @ Rx(b) @ Rz(c), multiplied out
+        np.stack([ca * cc + sa * sb * sc, -ca * sc + sa * sb * cc, sa * cb], -1),
+        np.stack([cb * sc, cb * cc, -sb], -1),
+        np.stack([-sa * cc + ca * sb * sc, sa * sc + ca * sb * cc, ca * cb], -1),
+    ], -2)
+
+
+def livelink_angles(r) -> np.ndarray:
+    """(..., 3, 3) rotations -> (..., 3) Live Link Face [yaw, pitch, roll] radians."""
+    r = np.asarray(r, float)
+    return np.stack([-np.arctan2(r[..., 0, 2], r[..., 2, 2]),
+                     np.arcsin(np.clip(-r[..., 1, 2], -1.0, 1.0)),
+                     -np.arctan2(r[..., 1, 0], r[..., 1, 1])], -1)

@@ -86,14 +86,18 @@ class Take:
         ids = np.full((n, k), -1, np.int32)
         ids[:n0, :k0] = self.face_ids
         arrays = {}
+        supplied = {name for name in _ARRAYS for s in pend for f in s.faces if getattr(f, name, None) is not None}
         for name, (shp, dt, empty) in _ARRAYS.items():
+            if name not in supplied and name not in _REQUIRED and (n0 == 0 or is_absent(self.arrays[name])):
+                arrays[name] = absent(name, n, k)  # no sample carries it (a phone has no landmarks)
+                continue
             a = np.full((n, k) + shp, empty, dt)
             a[:n0, :k0] = self.arrays[name]
             arrays[name] = a
         for i, s in enumerate(pend, start=n0):
             for j, f in enumerate(s.faces):
                 ids[i, j] = f.id
-                for name in _ARRAYS:
+                for name in supplied:
                     v = getattr(f, name, None)
                     if v is not None:
                         arrays[name][i, j] = v

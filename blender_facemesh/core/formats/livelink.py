@@ -49,7 +49,8 @@ import numpy as np
 from ..errors import FacemeshError
 from ..channels import ARKIT_INDEX, ARKIT_NAMES
 from ..files import write_text_atomic
-from ..rotations import rotation_part
+from ..camera import PHONE_DISTANCE_CM
+from ..rotations import livelink_angles, livelink_rotation, rotation_part
 from ..solve.eyes import eye_rotations
 from ..take import Take, TakeError, validate
 
@@ -71,7 +72,7 @@ EYE_COLUMNS = ("LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw", "Righ
 HEADER = ("Timecode", "BlendShapeCount") + BLENDSHAPE_COLUMNS + HEAD_COLUMNS + EYE_COLUMNS
 BLENDSHAPE_COUNT = 61
 DEFAULT_FPS = 60.0
-HEAD_DISTANCE_CM = 50.0
+HEAD_DISTANCE_CM = PHONE_DISTANCE_CM
 _ARKIT_OF = [ARKIT_INDEX[c[0].lower() + c[1:]] for c in BLENDSHAPE_COLUMNS]
 assert sorted(_ARKIT_OF) == list(range(len(ARKIT_NAMES)))
 _STANDARD_RATES = (24, 25, 30, 48, 50, 60, 120)
@@ -157,25 +158,6 @@ def _infer_fps(codes: list[str]) -> float:
 
 
 # --- angles ------------------------------------------------------------------------------------
-
-def angles_to_rotation(yaw, pitch, roll) -> np.ndarray:
-    """Live Link Face yaw/pitch/roll (radians, arrays) -> (..., 3, 3) rotations in camera axes."""
-    a, b, c = -np.asarray(yaw, float), np.asarray(pitch, float), -np.asarray(roll, float)
-    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
-    return np.stack([  # Ry(a) @ Rx(b) @ Rz(c), multiplied out
-        np.stack([ca * cc + sa * sb * sc, -ca * sc + sa * sb * cc, sa * cb], -1),
-        np.stack([cb * sc, cb * cc, -sb], -1),
-        np.stack([-sa * cc + ca * sb * sc, sa * sc + ca * sb * cc, ca * cb], -1),
-    ], -2)
-
-
-def rotation_to_angles(r) -> np.ndarray:
-    """(..., 3, 3) rotations -> (..., 3) Live Link Face [yaw, pitch, roll] radians."""
-    r = np.asarray(r, float)
-    return np.stack([-np.arctan2(r[..., 0, 2], r[..., 2, 2]),
-                     np.arcsin(np.clip(-r[..., 1, 2], -1.0, 1.0)),
-                     -np.arctan2(r[..., 1, 0], r[..., 1, 1])], -1)
-
 
 # --- reading -----------------------------------------------------------------------------------
 
@@ -312,7 +294,7 @@ def read_csv(path, fps=None, progress=None) -> Take:
     take.arrays["blendshapes"][:, 0, _ARKIT_OF] = np.concatenate(scores)
     del scores
     mats = np.zeros((n, 1, 4, 4))
-    mats[:, 0, :3, :3] = angles_to_rotation(*np.concatenate(head).T) if has_head else np.eye(3)
+    mats[:, 0, :3, :3] = livelink_rotation(*np.concatenate(head).T) if has_head else np.eye(3)
     del head
     mats[:, 0, :3, 3], mats[:, 0, 3, 3] = (0.0, 0.0, -HEAD_DISTANCE_CM), 1.0
     take.arrays["head_matrix"] = mats
@@ -350,7 +332,7 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
     seconds = start + (take.t[rows] - take.t[rows[0]])
     scores = np.nan_to_num(track["blendshapes"][rows].astype(np.float64))
     rot = np.array([rotation_part(m) if np.isfinite(m).all() else np.eye(3) for m in track["head_matrix"][rows]])
-    head = rotation_to_angles(rot)
+    head = livelink_angles(rot)
     eyes = own.get("eye_angles")  # takes read before eye angles became an array kept them here
     if take.has("eye_angles") and np.isfinite(track["eye_angles"][rows]).all():
         eyes = -track["eye_angles"][rows].astype(np.float64).reshape(-1, 6)

@@ -26,7 +26,8 @@ class LiveSession:
     def __init__(self, source: SourceLike, settings: WorkerSettings | None = None,
                  clock: Callable[[], float] = time.monotonic, meta: dict | None = None,
                  take_path: Callable[[], object] | None = None):
-        self.worker = CaptureWorker(source, settings)
+        # a worker already made (a phone's PhoneWorker) or a frame source for the webcam's
+        self.worker = source if isinstance(source, CaptureWorker) else CaptureWorker(source, settings)
         # where a new recording's take will be saved: its journal streams beside it meanwhile
         self.take_path = take_path
         self.journal_note = ""  # why the current recording has no journal, if it has none
@@ -71,6 +72,9 @@ class LiveSession:
         take, self.take = self.take, None
         if take is not None and take.journal is not None:
             take.journal.close()
+        names = getattr(self.worker, "performer_names", None)
+        if take is not None and names:
+            take.meta["performers"] = {str(fid): name for fid, name in names.items()}
         if take is not None and len(take):
             self.takes.append(take)
             return take

@@ -70,6 +70,7 @@ class FaceSample:
     # raw values above, and baking smooths them again without lag
     shown_head_matrix: np.ndarray | None = None
     shown_blendshapes: np.ndarray | None = None
+    eye_angles: np.ndarray | None = None  # (2, 3) radians, where the source measures the eyes (phones)
 
     @property
     def shown(self) -> tuple[np.ndarray, np.ndarray]:
