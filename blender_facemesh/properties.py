@@ -13,7 +13,10 @@ MISSING_ITEMS = [("HOLD", "Hold", "Keep the last tracked value through frames wi
                  ("EMPTY", "Leave Empty", "No keys where the face was lost")]
 SOURCE_ITEMS = [("CAMERA", "Camera", "A webcam, by its number"),
                 ("SIMULATED", "Video as Live", "Play a video file at real-time pace as if it were a camera"),
-                ("VIDEO", "Video File", "Process every frame of a video file")]
+                ("VIDEO", "Video File", "Process every frame of a video file"),
+                ("LIVELINK", "Live Link Face", "Epic's iPhone app streaming to this computer (UDP, port 11111)"),
+                ("IFACIALMOCAP", "iFacialMocap", "The iFacialMocap iPhone app streaming to this computer (UDP, port 49983)")]
+PHONE_SOURCES = {"LIVELINK": "livelink", "IFACIALMOCAP": "ifacialmocap"}
 
 
 def _is_mesh(_self, obj):
@@ -119,6 +122,24 @@ class FACEMESH_PG_take(bpy.types.PropertyGroup):
     source: StringProperty(name="Source", description="What the take was recorded from")
 
 
+class FACEMESH_PG_performer(bpy.types.PropertyGroup):
+    """A face in view or in a take (a phone, for the iPhone apps), and the character it drives."""
+
+    face_id: IntProperty(name="Face", min=0, description="The tracker's id of this face (stable while it stays near)")
+    name: StringProperty(name="Performer", description="Who this is (a phone's subject name, or one you type)")
+    character: PointerProperty(
+        name="Character", type=bpy.types.Object, poll=_is_character,
+        description="The character this performer drives (empty on the first performer: the scene's character; "
+                    "on the others: not driven)")
+    performer_path: StringProperty(
+        name="Calibration", subtype="FILE_PATH",
+        description="This performer's calibration (neutral, ranges, face shape); empty on the first performer: "
+                    "the scene's performer file")
+    frames: IntProperty(name="Frames", description="Frames of the take with this face")
+    in_view: BoolProperty(name="In View", description="Seen by the running capture in the last few seconds")
+    thumbnail: StringProperty(name="Thumbnail", description="Image of this face (the name of a Blender image)")
+
+
 class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     source: EnumProperty(name="Source", items=SOURCE_ITEMS, default="CAMERA")
     camera_index: IntProperty(name="Camera", min=0, max=15, default=0,
@@ -152,6 +173,25 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
                               description="How much of the head's rotation the neck bone takes")
     use_location: BoolProperty(name="Head Location", default=False,
                                description="Also move the neck bone with the head's position (metres)")
+
+    num_faces: IntProperty(name="Faces", min=1, max=8, default=1,
+                           description="How many faces to track at once (one per performer in view); each "
+                                       "listed performer drives their own character")
+    performers: CollectionProperty(type=FACEMESH_PG_performer,
+                                   description="The faces in view or in the take, each driving its own character")
+    performer_index: IntProperty(default=0)
+    phone_port: IntProperty(name="Port", min=0, max=65535, default=0,
+                            description="UDP port to listen on (0: the app's default, 11111 for Live Link Face, "
+                                        "49983 for iFacialMocap)")
+    phone_listen: StringProperty(name="Listen On", default="0.0.0.0",
+                                 description="Network interface to listen on: 0.0.0.0 for all (the phone is on "
+                                             "your local network), or one of this computer's addresses")
+    phone_allow: StringProperty(name="Allow Only", default="",
+                                description="Accept packets only from these addresses (comma-separated; "
+                                            "empty: any sender)")
+    phone_address: StringProperty(name="Phone", default="",
+                                  description="iFacialMocap: the phone's address, to ask it to stream here "
+                                              "(empty: set this computer's address in the app instead)")
 
     takes: CollectionProperty(type=FACEMESH_PG_take)
     take_index: IntProperty(default=0)
@@ -191,7 +231,8 @@ class FACEMESH_PG_settings(bpy.types.PropertyGroup):
     frame_end: IntProperty(name="End", min=0, default=0, description="Last video frame (0: to the end)")
 
 
-classes = (FACEMESH_PG_smoothing, FACEMESH_PG_mapping, FACEMESH_PG_key, FACEMESH_PG_take, FACEMESH_PG_settings)
+classes = (FACEMESH_PG_smoothing, FACEMESH_PG_mapping, FACEMESH_PG_key, FACEMESH_PG_take, FACEMESH_PG_performer,
+           FACEMESH_PG_settings)
 
 
 def register():

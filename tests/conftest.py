@@ -130,5 +130,6 @@ def scene(addon, tmp_path):
     f.take_dir = str(tmp_path / "takes")
     f.performer_path, f.target_mesh, f.target_rig, f.character = "", None, None, None
     f.mappings.clear()
+    f.performers.clear()
     f.mapping_preset = ""
     return s

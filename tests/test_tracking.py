@@ -61,9 +61,16 @@ def test_face_id_tracker_survives_reordering():
     assert tr.assign([a]) == [0]
     assert tr.assign([a, b]) == [0, 1]  # missed for one frame, b keeps its id
     assert tr.assign([a, np.array([0.5, 0.1])]) == [0, 2]  # a newcomer gets a new id
-    for _ in range(20):
+    for _ in range(60):  # b away for 2 s (at 30 fps, no times given) and back where it was
         tr.assign([a])
-    assert tr.assign([a, b]) == [0, 3]  # gone too long: a new performer, a new id
+    assert tr.assign([a, b]) == [0, 1]
+    for _ in range(100):  # away for over 3 s: a new performer, a new id
+        tr.assign([a])
+    assert tr.assign([a, b]) == [0, 3]
+    timed = FaceIdTracker()
+    assert timed.assign([a, b], 0.0) == [0, 1] and timed.assign([a], 2.9) == [0]
+    assert timed.assign([a, b], 2.95) == [0, 1] and timed.assign([a], 5.0) == [0] and timed.assign([a], 6.5) == [0]
+    assert timed.assign([a, b], 7.0) == [0, 2]
 
 
 def run_cli(*args, timeout=120):

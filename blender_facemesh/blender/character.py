@@ -97,7 +97,17 @@ def pick(scene) -> Character | None:
     """The scene's character, resolved now (cheap enough for a bake or a capture start; the
     panel caches it)."""
     s = scene.facemesh
-    root = getattr(s, "character", None)
+    overrides = {"head": s.head_bone, "neck": s.neck_bone, "eye_left": s.eye_left_bone,
+                 "eye_right": s.eye_right_bone}
+    return resolve(getattr(s, "character", None), s.target_rig, s.target_mesh, overrides, fallback=True)
+
+
+def resolve(root, target_rig=None, target_mesh=None, bone_overrides: dict | None = None,
+            fallback: bool = False) -> Character | None:
+    """A character from the object the user picked (its armature, mesh or the empty above its
+    meshes): its keyed meshes, armature and bones. ``target_*`` override what is found; with
+    ``fallback``, the capture rig stands in when nothing is picked. Another performer's
+    character is resolved the same way, without the scene's overrides."""
     rig, meshes = None, []
     if root is not None:
         if root.type == "ARMATURE":
@@ -109,25 +119,23 @@ def pick(scene) -> Character | None:
             meshes += [m for m in bound_meshes(rig) if m not in meshes]
         meshes += [o for o in _descendants(root) if o.type == "MESH" and has_shape_keys(o) and o not in meshes]
     # the per-target fields override (and, without a character, they are the character)
-    if s.target_rig is not None and s.target_rig.type == "ARMATURE":
-        rig = s.target_rig
-    if s.target_mesh is not None and s.target_mesh.type == "MESH":
-        meshes = [s.target_mesh] + [m for m in meshes if m is not s.target_mesh]
-    if root is None and not meshes and rig is None:
+    if target_rig is not None and target_rig.type == "ARMATURE":
+        rig = target_rig
+    if target_mesh is not None and target_mesh.type == "MESH":
+        meshes = [target_mesh] + [m for m in meshes if m is not target_mesh]
+    if fallback and root is None and not meshes and rig is None:
         face, fallback_rig = bpy.data.objects.get(FACE_NAME), bpy.data.objects.get(RIG_NAME)
         meshes = [face] if face is not None and face.type == "MESH" else []
         rig = fallback_rig if fallback_rig is not None and fallback_rig.type == "ARMATURE" else None
     if root is None and not meshes and rig is None:
         return None
     if root is None:
-        root = s.target_rig if s.target_rig is not None else (meshes[0] if meshes else rig)
-    main = [m for m in meshes if m is s.target_mesh]
+        root = target_rig if target_rig is not None else (meshes[0] if meshes else rig)
+    main = [m for m in meshes if m is target_mesh]
     ch = Character(root, rig, main + _main_first([m for m in meshes if m not in main]))
     if rig is not None:
-        overrides = {"head": s.head_bone, "neck": s.neck_bone, "eye_left": s.eye_left_bone,
-                     "eye_right": s.eye_right_bone}
         ch.bones = find_bones([BoneInfo(b.name, b.parent.name if b.parent else None) for b in rig.data.bones],
-                              overrides)
+                              bone_overrides or {})
     _look(ch)
     return ch
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -30,12 +31,22 @@ PREVIEW_IMAGE = "FaceMesh Preview"
 SWITCH_INTERVAL = 0.0005  # seconds, while a capture runs (Python's default is 0.005)
 
 
+@dataclass
+class Driver:
+    """What one performer's face drives live: their character's keys and bones, calibration and rest."""
+    face: FaceWriter | None
+    rig: RigWriter | None
+    profile: object = None
+    rest: np.ndarray | None = None
+    name: str = ""
+
+    def still_valid(self) -> bool:
+        return all(w is None or w.still_valid() for w in (self.face, self.rig))
+
+
 class _State:
     session: LiveSession | None = None
-    face: FaceWriter | None = None
-    rig: RigWriter | None = None
-    profile = None
-    rest: np.ndarray | None = None
+    drivers: dict = {}                  # face id (None: the first face seen) -> Driver
     neck_share = 0.3
     use_location = False
     eye_range = 30.0
@@ -46,6 +57,29 @@ class _State:
     bake_on_stop = True
     message = ""                        # last thing worth telling the user (shown in the panel)
     tick_seconds: deque = deque(maxlen=2000)
+    seen: dict = {}                     # face id -> session time last seen (the performer list's "in view")
+    seen_listed = 0.0                   # when the list's flags were last refreshed
+
+    def _first(self):
+        return next(iter(self.drivers.values()), None)
+
+    # the first performer's writers and calibration (one performer: the only ones)
+    face = property(lambda self: getattr(self._first(), "face", None))
+    rig = property(lambda self: getattr(self._first(), "rig", None))
+
+    @property
+    def profile(self):
+        return getattr(self._first(), "profile", None)
+
+    @profile.setter
+    def profile(self, prof):
+        first = self._first()
+        if first is not None:
+            first.profile = prof
+
+    @property
+    def rest(self):
+        return getattr(self._first(), "rest", None)
 
 
 state = _State()
@@ -56,30 +90,30 @@ def running() -> bool:
 
 
 def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSession:
-    """Start a live capture from an opened source. Raises TargetError for a bad target."""
+    """Start a live capture from an opened source (or a phone's PhoneWorker). Raises
+    TargetError for a bad target, PhoneError for a port in use; nothing is left running then."""
     if state.session is not None:
         raise FacemeshError("a capture is already running: stop it first")
     scene = context.scene
-    prof = options.profile(scene)
-    face_writer, rig_writer = _writers(scene)
+    drivers = _drivers(scene)
     settings = settings or options.worker_settings(context, preview=True)
     scene_name = scene.name
     session = LiveSession(source, settings, meta={"fov_deg": settings.fov_deg, "values": "raw",
                                                   "live_smoothing": settings.smoothing.as_dict()},
                           take_path=lambda: new_take_path(bpy.data.scenes.get(scene_name)))
-    state.session, state.face, state.rig, state.profile = session, face_writer, rig_writer, prof
-    state.rest = np.asarray(prof.head_rest, np.float64) if prof is not None and prof.head_rest is not None else None
+    session.start()  # a phone's socket is bound here: a port in use raises before anything is set
+    state.session, state.drivers = session, drivers
     state.neck_share, state.use_location = scene.facemesh.neck_share, scene.facemesh.use_location
     state.eye_range = scene.facemesh.eye_range
     state.scene_name = scene.name
     state.bake_on_stop = bake_on_stop
     state.message = STARTING
     state.tick_seconds.clear()
+    state.seen = {}
     # the worker's Python threads would otherwise hold the GIL for up to 5 ms at a time while
     # the UI thread waits; a shorter switch interval keeps Blender's ticks short (bench/live.py)
     state.switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    session.start()
     if scene.facemesh.recording:
         session.start_recording()
     if not bpy.app.timers.is_registered(tick):
@@ -88,28 +122,50 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
 
 
 def _writers(scene):
-    """The same writers a bake uses: every keyed mesh of the character, its head/neck/eye bones
-    in its own facing frame."""
+    """The scene character's writers (the same a bake uses): every keyed mesh, its head/neck/eye
+    bones in its own facing frame."""
     ch = options.character(scene)
     if ch is None:
         return None, None
-    mapping = options.mapping(scene, ch) if ch.meshes else None
+    return _writers_for(ch, options.mapping(scene, ch) if ch.meshes else None, options.bones(scene, ch))
+
+
+def _writers_for(ch, mapping, bones):
     face_writer = FaceWriter(ch.meshes, mapping) if mapping is not None and len(mapping.targets) else None
-    bones = options.bones(scene, ch)
     rig_writer = RigWriter(ch.rig, bones, ch.facing) if ch.rig is not None and bones.get("head") else None
     return face_writer, rig_writer
+
+
+def _drivers(scene, keep: dict | None = None) -> dict:
+    """Face id -> Driver for every performer with a character (options.performer_targets);
+    ``keep``: the drivers before, whose rest poses carry over."""
+    out = {}
+    for tgt in options.performer_targets(scene):
+        face, rig = _writers_for(tgt.character, tgt.mapping, tgt.bones)
+        rest = tgt.profile.head_rest if tgt.profile is not None and tgt.profile.head_rest is not None else None
+        old = (keep or {}).get(tgt.face_id)
+        if rest is None and old is not None:
+            rest = old.rest
+        out[tgt.face_id] = Driver(face, rig, tgt.profile, None if rest is None else np.asarray(rest, np.float64),
+                                  tgt.name)
+    return out
 
 
 def _check_writers() -> None:
     """Writers hold pose bones and shape keys, which Blender frees without telling Python
     (object deleted, undo, shape keys added): re-resolve them when anything changed."""
-    if all(w is None or w.still_valid() for w in (state.face, state.rig)):
+    if all(d.still_valid() for d in state.drivers.values()):
         return
+    refresh_drivers()
+
+
+def refresh_drivers() -> None:
+    """Resolve the performers' characters again (a character picked or changed mid-capture)."""
     scene = _scene()
     try:
-        state.face, state.rig = _writers(scene) if scene is not None else (None, None)
-    except FacemeshError as exc:  # TargetError: the target changed into something unusable
-        state.face = state.rig = None
+        state.drivers = _drivers(scene, state.drivers) if scene is not None else {}
+    except (FacemeshError, ReferenceError) as exc:  # TargetError: the target changed into something unusable
+        state.drivers = {}
         state.message = f"live preview paused: {exc}"
 
 
@@ -133,7 +189,9 @@ def tick() -> float | None:
                 state.message, session.journal_note = session.journal_note, ""
             _check_writers()
             if sample.faces:
-                apply_face(sample.faces[0])
+                _note_faces(sample)
+                for face in _faces_to_drive(sample.faces):
+                    apply_face(face)
                 session.applied(sample)
             if sample.preview is not None:
                 update_preview(sample)
@@ -162,20 +220,79 @@ def tick() -> float | None:
     return INTERVAL
 
 
+def _faces_to_drive(faces) -> list:
+    """The first face with no performers listed; else each listed performer's face."""
+    if None in state.drivers:
+        return faces[:1]
+    return [f for f in faces if f.id in state.drivers]
+
+
 def apply_face(face) -> None:
-    """Put one tracked face on the targets (main thread), as the live smoothing shows it."""
+    """Put one tracked face on its performer's targets (main thread), as the live smoothing shows it."""
+    d = state.drivers.get(face.id) or state.drivers.get(None)
+    if d is None:
+        return
     head_matrix, scores = face.shown
     scores = scores[None]
-    if state.profile is not None:
-        scores = state.profile.apply(scores)
-    if state.face is not None:
-        state.face.apply(scores)
-    if state.rig is not None:
-        if state.rest is None:
-            state.rest = np.asarray(head_matrix, np.float64)  # first face seen = rest
-        quats, loc = pose_to_blender(head_matrix[None], state.rest)
-        state.rig.apply(rig_channels(quats, loc, scores, state.neck_share, state.use_location,
-                                     state.rig.has_neck, state.eye_range))
+    if d.profile is not None:
+        scores = d.profile.apply(scores)
+    if d.face is not None:
+        d.face.apply(scores)
+    if d.rig is not None:
+        if d.rest is None:
+            d.rest = np.asarray(head_matrix, np.float64)  # first face seen = rest
+        quats, loc = pose_to_blender(head_matrix[None], d.rest)
+        d.rig.apply(rig_channels(quats, loc, scores, state.neck_share, state.use_location,
+                                 d.rig.has_neck, state.eye_range))
+
+
+def _note_faces(sample) -> None:
+    """Keep the performer list in step with the faces in view: a face not listed is added once
+    there are several (or the list is in use already), with its thumbnail; "in view" flags are
+    refreshed twice a second. Cheap: nothing is written while nothing changes."""
+    now = sample.t
+    for f in sample.faces:
+        state.seen[f.id] = now
+    scene = _scene()
+    if scene is None or getattr(scene, "facemesh", None) is None:
+        return
+    s = scene.facemesh
+    listed = {p.face_id: p for p in s.performers}
+    new = [f for f in sample.faces if f.id not in listed]
+    if new and (len(listed) or len(state.seen) > 1 or len(sample.faces) > 1):
+        names = getattr(state.session.worker, "performer_names", {}) if state.session is not None else {}
+        for f in sorted(new, key=lambda f: f.id):
+            p = s.performers.add()
+            p.face_id, p.name = f.id, names.get(f.id, f"Face {f.id}")
+            p.thumbnail = performer_thumbnail(sample, f) or ""
+        refresh_drivers()
+    if now - state.seen_listed >= 0.5:
+        state.seen_listed = now
+        for p in s.performers:
+            in_view = now - state.seen.get(p.face_id, -1e9) < 2.0
+            if p.in_view != in_view:
+                p.in_view = in_view
+
+
+def performer_thumbnail(sample, face) -> str:
+    """An image of the face from the sample's preview frame (none for phones); its name."""
+    from ..core.visual.preview import face_thumbnail
+
+    if sample.frame is None or face.landmarks is None:
+        return ""
+    pixels = face_thumbnail(sample.frame, face.landmarks)
+    if pixels is None:
+        return ""
+    name = f"FaceMesh Performer {face.id}"
+    size = int(round((pixels.size // 4) ** 0.5))
+    img = bpy.data.images.get(name)
+    if img is None:
+        img = bpy.data.images.new(name, size, size)
+    elif tuple(img.size) != (size, size):
+        img.scale(size, size)
+    img.pixels.foreach_set(pixels)
+    img.update()
+    return name
 
 
 def update_preview(sample) -> None:
@@ -233,7 +350,7 @@ def stop(save_only: bool = False) -> dict:
         if state.switch_interval is not None:
             sys.setswitchinterval(state.switch_interval)
             state.switch_interval = None
-        state.face = state.rig = None
+        state.drivers = {}
     out = {"frames_seen": session.frames_seen, "dropped": session.frames_dropped}
     scene = _scene()
     if scene is not None and getattr(scene, "facemesh", None) is not None and scene.facemesh.recording:
@@ -246,36 +363,57 @@ def stop(save_only: bool = False) -> dict:
 
 
 def _keep_rest(take) -> None:
-    """The rest pose the live preview used goes with the take, so the bake matches what was seen."""
+    """The rest pose the live preview used goes with the take, so the bake matches what was seen
+    (the first performer's; the others bake from their own first frame)."""
     if take is not None and state.rest is not None:
         take.meta.setdefault("head_rest", np.asarray(state.rest).tolist())
 
 
 def _finish_neutral(stretch) -> None:
+    """The neutral of the performer selected in the list (the first face when none is listed),
+    saved into that performer's calibration file."""
     from ..core.solve.calibration import CalibrationError, calibrate_neutral
 
     scene = _scene()
     if scene is None:
         state.message = "neutral not taken: the capture's scene was deleted"
         return
-    faces = [s.faces[0] for s in stretch if s.faces]
-    present = np.array([bool(s.faces) for s in stretch])
-    scores = np.array([s.faces[0].blendshapes if s.faces else np.full(52, np.nan) for s in stretch])
-    mats = np.array([s.faces[0].head_matrix if s.faces else np.full((4, 4), np.nan) for s in stretch])
-    base = options.saved_profile(scene)  # keep the saved range, whether or not calibration is applied
+    performer, fid = _active_performer(scene)
+
+    def face_of(sample):
+        return next((f for f in sample.faces if fid is None or f.id == fid), None)
+
+    faces = [face_of(s) for s in stretch]
+    present = np.array([f is not None for f in faces])
+    scores = np.array([f.blendshapes if f is not None else np.full(52, np.nan) for f in faces])
+    mats = np.array([f.head_matrix if f is not None else np.full((4, 4), np.nan) for f in faces])
+    first = performer is None or performer == scene.facemesh.performers[0] and not performer.performer_path
+    base = options.saved_profile(scene) if first else options.load_profile_file(performer.performer_path)
     try:
         prof = calibrate_neutral(scores, mats, present, base=base)
     except CalibrationError as exc:
         state.message = f"neutral not taken: {exc}"
         return
     try:
-        path = save_profile(scene, prof)
+        path = save_profile(scene, prof, None if first else performer)
     except OSError as exc:
         state.message = f"neutral taken but not saved: {exc}; set the performer file to a writable place"
         return
-    state.profile = prof if scene.facemesh.use_calibration else None
-    state.rest = np.asarray(prof.head_rest, np.float64) if prof.head_rest is not None else state.rest
-    state.message = f"neutral taken from {len(faces)} frames; saved to {path}"
+    d = state.drivers.get(fid) or state.drivers.get(None)
+    if d is not None:
+        d.profile = prof if scene.facemesh.use_calibration else None
+        d.rest = np.asarray(prof.head_rest, np.float64) if prof.head_rest is not None else d.rest
+    who = f" of {performer.name}" if performer is not None and performer.name else ""
+    state.message = f"neutral{who} taken from {int(present.sum())} frames; saved to {path}"
+
+
+def _active_performer(scene):
+    """(the performer selected in the list, its face id), or (None, None) when none is listed."""
+    s = scene.facemesh
+    if not len(s.performers):
+        return None, None
+    p = s.performers[min(max(s.performer_index, 0), len(s.performers) - 1)]
+    return p, p.face_id
 
 
 def collect_face_shape(seconds: float, canonical, fov) -> None:
@@ -334,6 +472,7 @@ def status() -> dict:
     return {"running": True, "recording": s.recording, "fps": s.fps, "latency_ms": s.latency_ms,
             "face": s.face_found, "delegate": s.delegate, "delegate_reason": s.delegate_reason,
             "dropped": s.frames_dropped, "frames": s.frames_seen,
+            "packets": s.worker.counts.describe() if hasattr(s.worker, "counts") else "",
             "recorded": len(s.take) if s.take is not None else 0,
             "tick_ms": float(np.median(ticks)) if len(ticks) else 0.0, "message": state.message,
             "collecting": s.collecting, "solving": state.shape_job is not None,

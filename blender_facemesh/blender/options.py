@@ -5,6 +5,7 @@ One place so the operators, the live timer and the panel read settings the same 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -44,7 +45,8 @@ def check_model(context) -> str:
 
 def worker_settings(context, preview: bool = False) -> WorkerSettings:
     p = preferences(context)
-    lm = LandmarkerSettings(model_path=model_path(context), delegate=p.delegate if p else "AUTO")
+    lm = LandmarkerSettings(model_path=model_path(context), delegate=p.delegate if p else "AUTO",
+                            num_faces=context.scene.facemesh.num_faces)
     fov = p.fov_deg if p is not None else DEFAULT_FOV_DEG
     rate = p.preview_rate if p is not None else 4.0
     shape = face_shape(context.scene)
@@ -117,12 +119,74 @@ def profile(scene):
     return PerformerProfile.load(path)
 
 
+def performer_profile(scene, performer, first: bool):
+    """A performer's own calibration, or (the first performer, without a file of its own) the
+    scene's; None when calibration is off or there is none."""
+    if not first and not performer.performer_path:
+        return None
+    if not performer.performer_path:
+        return profile(scene)
+    if not scene.facemesh.use_calibration:
+        return None
+    from ..core.solve.calibration import PerformerProfile
+
+    return PerformerProfile.load(Path(bpy.path.abspath(performer.performer_path)))
+
+
+@dataclass
+class PerformerTarget:
+    """One performer's face and what it drives: bakes and the live rig read the same list."""
+    face_id: int | None   # None: the first face seen (no performers listed)
+    name: str
+    character: object     # blender.character.Character
+    mapping: object
+    bones: dict
+    profile: object
+
+
+def performer_targets(scene) -> list[PerformerTarget]:
+    """Who drives what: with no performers listed, the first face drives the scene's character
+    (as it always has); else each listed performer with a character drives it, and the first
+    without one the scene's character. Two performers on one character is a TargetError."""
+    from .character import resolve
+    from .targets import TargetError
+
+    s = scene.facemesh
+    main = character(scene)
+    if not len(s.performers):
+        if main is None:
+            return []
+        return [PerformerTarget(None, "", main, mapping(scene, main) if main.meshes else None, bones(scene, main),
+                                profile(scene))]
+    out, owner = [], {}
+    for i, p in enumerate(s.performers):
+        if p.character is None:
+            ch = main if i == 0 else None
+        else:
+            ch = resolve(p.character)
+        if ch is None:
+            continue
+        own = main is not None and ch.root == main.root
+        key = ch.root.name
+        label = p.name or f"face {p.face_id}"
+        if key in owner:
+            raise TargetError(f"{owner[key]} and {label} both drive {ch.name}: pick another character for one of them")
+        owner[key] = label
+        out.append(PerformerTarget(p.face_id, label, ch, mapping(scene, ch, use_list=own) if ch.meshes else None,
+                                   bones(scene, ch), performer_profile(scene, p, i == 0)))
+    return out
+
+
 def saved_profile(scene):
     """The performer file as it is on disk, or None when there is none or it is unreadable
     (a new calibration then replaces it; applying it reports the problem)."""
+    return load_profile_file(scene.facemesh.performer_path)
+
+
+def load_profile_file(path):
+    """A performer file as it is on disk, or None (missing or unreadable: a new calibration replaces it)."""
     from ..core.solve.calibration import CalibrationError, PerformerProfile
 
-    path = scene.facemesh.performer_path
     if not path:
         return None
     try:
@@ -147,13 +211,14 @@ def face_shape(scene):
     return shape if shape is not None and not faceshape.quality_problems(shape) else None
 
 
-def mapping(scene, ch):
+def mapping(scene, ch, use_list: bool = True):
     """The mapping list in the panel, or an automatic one for the character when the list is
-    empty; without eyeLook channels when the gaze turns eye bones (unless asked for both)."""
+    empty (or ``use_list`` is off: another performer's character, which the list is not made
+    for); without eyeLook channels when the gaze turns eye bones (unless asked for both)."""
     from ..core.animation.retarget import ChannelMapping, Mapping
 
     items = scene.facemesh.mappings
-    if len(items):
+    if use_list and len(items):
         m = Mapping([ChannelMapping(i.source, i.target, i.gain, i.offset, i.clamp_min, i.clamp_max, i.enabled)
                      for i in items], preset=scene.facemesh.mapping_preset)
     elif ch is None or not ch.meshes:

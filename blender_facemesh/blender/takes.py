@@ -75,9 +75,45 @@ def bake_with_scene(context, take, scene=None, path=None, **overrides) -> dict:
 
     scene = scene or context.scene
     kwargs = {**options.bake_kwargs(scene), **overrides}
-    done = bake_take(context, take, scene=scene, take_name=take_name(path), **kwargs)
+    if "character" in overrides or not len(scene.facemesh.performers):
+        done = bake_take(context, take, scene=scene, take_name=take_name(path), **kwargs)
+    else:
+        done = _bake_performers(context, take, scene, take_name(path), kwargs)
     if done.get("replay_error_mm") is not None:
         scene.facemesh.replay_error_mm = done["replay_error_mm"]
+    return done
+
+
+def _bake_performers(context, take, scene, name, kwargs) -> dict:
+    """Each listed performer's face onto their own character, into the take's one action (a slot
+    per character). Performers the take does not have are skipped with a warning."""
+    from .bake import bake_take
+    from .targets import TargetError
+
+    targets = options.performer_targets(scene)
+    if not targets:
+        raise TargetError("no performer has a character to drive: pick a character for a performer "
+                          "(or the scene's character for the first)")
+    present = set(take.face_counts())
+    done, skipped = None, []
+    for tgt in targets:
+        if tgt.face_id not in present:
+            skipped.append(tgt.name)
+            continue
+        one = bake_take(context, take, scene=scene, take_name=name,
+                        **{**kwargs, "character": tgt.character, "mapping": tgt.mapping, "bones": tgt.bones,
+                           "profile": tgt.profile, "face_id": tgt.face_id})
+        one["performer"] = tgt.name
+        if done is None:
+            done = {**one, "performers": [one]}
+        else:
+            done["performers"].append(one)
+            done["warnings"] = done["warnings"] + one["warnings"]
+    if done is None:
+        raise TargetError(f"the take has none of the listed performers ({', '.join(skipped)}): "
+                          "press Find Performers to list the take's faces")
+    for who in skipped:
+        done["warnings"].append(f"{who} is not in this take: not baked")
     return done
 
 
@@ -94,6 +130,11 @@ def describe(done: dict) -> str:
         text += f"; shape keys fitted, replay error {done['replay_error_mm']:.2f} mm RMS"
     if done.get("character"):
         text += f"; character {done['character']}"
+    for other in (done.get("performers") or [])[1:]:
+        text += (f"; {other['performer']}: {other['shape_keys']} shape-key keys, {other['bones']} bone keys "
+                 f"on {other['character']}")
+    if done.get("performers"):
+        text = f"{done['performers'][0]['performer']}: " + text
     for w in done.get("warnings") or ():
         text += f"; WARNING: {w}"
     return text
@@ -133,14 +174,23 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
     return out
 
 
-def save_profile(scene, prof) -> Path:
-    """Write the performer profile to the scene's performer path (set to a default if empty)."""
-    s = scene.facemesh
-    if not s.performer_path:
-        s.performer_path = "//performer.json" if bpy.data.filepath else str(options.take_dir(scene) / "performer.json")
-    path = Path(bpy.path.abspath(s.performer_path))
+def save_profile(scene, prof, performer=None) -> Path:
+    """Write the performer profile to the scene's performer path, or to a listed ``performer``'s
+    own file (either set to a default if empty)."""
+    owner = performer if performer is not None else scene.facemesh
+    if not owner.performer_path:
+        stem = "performer" if performer is None else f"performer_{_file_safe(performer.name or performer.face_id)}"
+        owner.performer_path = (f"//{stem}.json" if bpy.data.filepath
+                                else str(options.take_dir(scene) / f"{stem}.json"))
+    path = Path(bpy.path.abspath(owner.performer_path))
     prof.save(path)
     return path
+
+
+def _file_safe(name) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "face"
 
 
 def store_face_shape(scene, calib) -> str:

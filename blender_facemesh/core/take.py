@@ -133,6 +133,12 @@ class Take:
         self._flush()
         return (self.face_ids >= 0).any(axis=1)
 
+    def face_counts(self) -> dict[int, int]:
+        """Face id -> frames it is in (the take's performers)."""
+        self._flush()
+        ids, counts = np.unique(self.face_ids[self.face_ids >= 0], return_counts=True)
+        return {int(i): int(c) for i, c in zip(ids, counts)}
+
     @property
     def duration(self) -> float:
         self._flush()

@@ -17,9 +17,24 @@ def _open_live_source(context):
     return SimulatedLiveSource(bpy.path.abspath(s.video_path))
 
 
+def _phone_worker(context):
+    """The scene's phone app source as a PhoneWorker (not yet listening: start() binds)."""
+    from ..blender import options
+    from ..core.capture.phone import PhoneSettings
+    from ..core.tracking.phone import PhoneWorker
+    from ..properties import PHONE_SOURCES
+
+    s = context.scene.facemesh
+    allow = tuple(a.strip() for a in s.phone_allow.replace(";", ",").split(",") if a.strip())
+    phone = PhoneSettings(PHONE_SOURCES[s.source], host=s.phone_listen.strip() or "0.0.0.0",
+                          port=s.phone_port or None, allow=allow, phone=s.phone_address.strip())
+    return PhoneWorker(phone, options.worker_settings(context, preview=False)), phone
+
+
 class FACEMESH_OT_capture_start(bpy.types.Operator):
-    """Start tracking the camera (or a video played as live) and drive the targets live.
-    Esc or Stop ends it; a recording in progress is saved and baked"""
+    """Start tracking the camera (or a video played as live), or listening for an iPhone app's
+    stream, and drive the targets live. Esc or Stop ends it; a recording in progress is saved
+    and baked"""
 
     bl_idname = "facemesh.capture_start"
     bl_label = "Start Capture"
@@ -34,6 +49,17 @@ class FACEMESH_OT_capture_start(bpy.types.Operator):
         from ..blender import live, options
         from ..core.errors import FacemeshError
 
+        from ..properties import PHONE_SOURCES
+
+        if context.scene.facemesh.source in PHONE_SOURCES:  # the phone tracks: no model needed here
+            worker, phone = _phone_worker(context)
+            try:
+                live.start(context, worker)
+            except FacemeshError as exc:
+                self.report({"ERROR"}, str(exc))
+                return {"CANCELLED"}
+            self.report({"INFO"}, f"listening for {phone.describe()}: in the app, send to this computer")
+            return {"FINISHED"}
         err = options.check_model(context)
         if err:
             self.report({"ERROR"}, err)

@@ -73,6 +73,42 @@ class FACEMESH_UL_takes(bpy.types.UIList):
         sub.label(text=f"{item.duration:.1f} s, {item.fps:.4g} fps, {item.source}")
 
 
+class FACEMESH_UL_performers(bpy.types.UIList):
+    """Performers: picture, name (editable), the character each drives, in view / frames."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):
+        row = layout.row(align=True)
+        img = bpy.data.images.get(item.thumbnail) if item.thumbnail else None
+        if img is not None:
+            row.template_icon(icon_value=layout.icon(img), scale=1.0)
+        else:
+            row.label(text="", icon="USER")
+        row.prop(item, "name", text="", emboss=False)
+        sub = row.row(align=True)
+        sub.prop(item, "character", text="")
+        if not item.character and index == 0:
+            sub.label(text="(scene's)")
+        state = "in view" if item.in_view else (f"{item.frames} fr" if item.frames else f"id {item.face_id}")
+        row.label(text=state, icon="HIDE_OFF" if item.in_view else "NONE")
+
+
+def _draw_performers(layout, s) -> None:
+    """The performer list: who drives which character, live and when a take is baked."""
+    box = layout.box()
+    box.label(text="Performers (several faces or phones)", icon="COMMUNITY")
+    row = box.row()
+    row.template_list("FACEMESH_UL_performers", "", s, "performers", s, "performer_index", rows=2)
+    col = row.column(align=True)
+    col.operator("facemesh.performers_find", text="", icon="VIEWZOOM")
+    col.operator("facemesh.performer_swap", text="", icon="ARROW_LEFTRIGHT")
+    col.operator("facemesh.performer_remove", text="", icon="X")
+    if 0 <= s.performer_index < len(s.performers):
+        p = s.performers[s.performer_index]
+        box.prop(p, "performer_path")
+    if not len(s.performers):
+        box.label(text="one face drives the scene's character; Find Performers lists a take's faces")
+
+
 def _draw_unfinished(layout) -> None:
     """Recordings a crash left behind, each with Recover and Discard."""
     from ..blender import recovery
@@ -111,8 +147,16 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
                 sub.scale_y = 0.7
                 for i, name in cams or [(-1, "no camera found")]:
                     sub.label(text=f"{i}: {name}" if i >= 0 else name)
+        elif s.source in ("LIVELINK", "IFACIALMOCAP"):
+            col.prop(s, "phone_port")
+            col.prop(s, "phone_listen")
+            col.prop(s, "phone_allow")
+            if s.source == "IFACIALMOCAP":
+                col.prop(s, "phone_address")
         else:
             col.prop(s, "video_path")
+        if s.source not in ("LIVELINK", "IFACIALMOCAP"):
+            col.prop(s, "num_faces")
         if s.source == "VIDEO":
             row = col.row(align=True)
             row.prop(s, "frame_start")
@@ -137,12 +181,15 @@ class FACEMESH_PT_capture(_Panel, bpy.types.Panel):
             box.label(text=f"{st['fps']:.0f} fps, {st['latency_ms']:.0f} ms latency, {st['dropped']} dropped")
             box.label(text="face found" if st["face"] else "no face", icon="CHECKMARK" if st["face"] else "ERROR")
             box.label(text=f"delegate: {st['delegate'] or '...'}")
+            if st.get("packets"):
+                box.label(text=st["packets"][:100])
             if st["delegate_reason"]:
                 box.label(text=st["delegate_reason"][:80])
             if st["recording"]:
                 box.label(text=f"recording: {st['recorded']} frames", icon="REC")
                 if st["journal"] and st["journal"] != "on":
                     box.label(text=st["journal"][:100], icon="ERROR")
+        _draw_performers(layout, s)
         if s.source != "VIDEO":
             from ..blender.options import preferences
             from ..properties import draw_smoothing

@@ -169,20 +169,28 @@ def choose_delegate(requested: str, model_path: Path) -> tuple[str, str]:
 
 class FaceIdTracker:
     """Gives each face a stable id: match this frame's faces to the last known positions by the
-    distance of their landmark centroids (greedy, closest first). A face missed for a few frames
-    keeps its id when it comes back; unmatched faces get new ids."""
+    distance of their landmark centroids (greedy, closest first). A face that leaves (turns away,
+    steps out, is hidden) keeps its id when it comes back within ``keep_seconds`` near where it
+    was last seen; a face anywhere else, or after longer, is a new performer with a new id."""
 
-    def __init__(self, max_jump: float = 0.25, max_missing: int = 15):
+    def __init__(self, max_jump: float = 0.25, keep_seconds: float = 3.0, fps: float = 30.0):
         self.max_jump = max_jump
-        self.max_missing = max_missing
-        self._last: dict[int, tuple[np.ndarray, int]] = {}  # id -> (centroid, frames missing)
+        self.keep_seconds = keep_seconds
+        self.fps = fps  # for callers that give no times: one frame each
+        self._last: dict[int, tuple[np.ndarray, float]] = {}  # id -> (centroid, time last seen)
         self._next_id = 0
+        self._frames = 0
 
     def reset(self) -> None:
         self._last.clear()
         self._next_id = 0
+        self._frames = 0
 
-    def assign(self, centroids: list[np.ndarray]) -> list[int]:
+    def assign(self, centroids: list[np.ndarray], t: float | None = None) -> list[int]:
+        if t is None:
+            t = self._frames / self.fps
+        self._frames += 1
+        self._last = {fid: v for fid, v in self._last.items() if t - v[1] <= self.keep_seconds}
         pairs = sorted(
             (float(np.sqrt(((c - prev) ** 2).sum())), i, fid)
             for i, c in enumerate(centroids) for fid, (prev, _) in self._last.items()
@@ -198,10 +206,7 @@ class FaceIdTracker:
             if ids[i] is None:
                 ids[i] = self._next_id
                 self._next_id += 1
-        last = {fid: (c, missing + 1) for fid, (c, missing) in self._last.items()
-                if fid not in used and missing + 1 <= self.max_missing}
-        last.update({fid: (c, 0) for fid, c in zip(ids, centroids)})
-        self._last = last
+        self._last.update({fid: (c, t) for fid, c in zip(ids, centroids)})
         return ids
 
 
@@ -300,10 +305,10 @@ class Landmarker:
         faces = []
         n = len(result.face_landmarks)
         if n == 0:
-            self._ids.assign([])
+            self._ids.assign([], t)
             return Detection(t)
         lms = [np.array([(p.x, p.y, p.z) for p in face], dtype=np.float32) for face in result.face_landmarks]
-        ids = self._ids.assign([lm[:N_MESH_VERTICES, :2].mean(axis=0) for lm in lms])
+        ids = self._ids.assign([lm[:N_MESH_VERTICES, :2].mean(axis=0) for lm in lms], t)
         for k in range(n):
             scores = np.zeros(len(ARKIT_NAMES), dtype=np.float32)
             if k < len(result.face_blendshapes or []):

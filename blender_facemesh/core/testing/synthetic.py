@@ -377,3 +377,37 @@ def sample_clip_truth(cache_dir: str | os.PathLike | None = None) -> ClipTruth:
     """Ground truth of :func:`sample_clip_path`'s clip (generating the clip if needed)."""
     clip = sample_clip_path(cache_dir)
     return ClipTruth.load(clip.with_suffix(".npz"), path=clip)
+
+
+@dataclass
+class TwoFaceTruth:
+    path: Path
+    fps: float
+    left: np.ndarray          # (n, 3) [yaw, pitch, roll] of the left face: it turns side to side
+    right: np.ndarray         # (n, 3) of the right face: it nods
+    right_present: np.ndarray  # (n,) bool: False while the right face is out of the picture
+
+
+def two_face_clip(path: str | os.PathLike, seconds: float = 3.0, fps: float = 30.0, away=(1.0, 2.0),
+                  half: int = 384) -> TwoFaceTruth:
+    """Two of the test faces side by side (a two-person scene): the left one turns its head, the
+    right one nods and leaves the picture for the ``away`` stretch (seconds), then comes back."""
+    path = Path(path)
+    n = int(round(seconds * fps))
+    t = np.arange(n) / fps
+    left = np.stack([20 * np.sin(2 * np.pi * t / seconds), np.zeros(n), np.zeros(n)], 1)
+    right = np.stack([np.zeros(n), 15 * np.sin(4 * np.pi * t / seconds), np.zeros(n)], 1)
+    present = ~((t >= away[0]) & (t < away[1])) if away is not None else np.ones(n, bool)
+    empty = background((half, half))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (2 * half, half))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV could not open a video writer for {path}")
+    try:
+        for i in range(n):
+            a = render_face(euler_to_matrix(*left[i]), size=(half, half))
+            b = render_face(euler_to_matrix(*right[i]), size=(half, half)) if present[i] else empty
+            writer.write(cv2.cvtColor(np.hstack([a, b]), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return TwoFaceTruth(path, float(fps), left, right, present)

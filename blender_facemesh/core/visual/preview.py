@@ -14,3 +14,70 @@ def to_blender_pixels(rgb: np.ndarray) -> np.ndarray:
     rgba[..., :3] = rgb[::-1] * np.float32(1 / 255)
     rgba[..., 3] = 1.0
     return rgba.ravel()
+
+
+def face_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int = 64, margin: float = 0.25) -> np.ndarray | None:
+    """A square (size, size, 3) uint8 picture of one face: its landmarks' box (normalised image
+    coordinates) with a margin; None when the face is off the picture or the landmarks are absent."""
+    import cv2
+
+    lm = np.asarray(landmarks, np.float64)[:, :2]
+    if not np.isfinite(lm).all():
+        return None
+    h, w = rgb.shape[:2]
+    x0, y0 = lm.min(axis=0) * (w, h)
+    x1, y1 = lm.max(axis=0) * (w, h)
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
+    n = int(round(side))
+    if n < 4 or a >= w or b >= h or a + n <= 0 or b + n <= 0:
+        return None
+    canvas = np.zeros((n, n, 3), np.uint8)  # parts past the picture's edge stay black
+    sx0, sy0, sx1, sy1 = max(a, 0), max(b, 0), min(a + n, w), min(b + n, h)
+    canvas[sy0 - b:sy1 - b, sx0 - a:sx1 - a] = rgb[sy0:sy1, sx0:sx1]
+    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def face_thumbnail(rgb: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np.ndarray | None:
+    """:func:`face_crop` in Blender's pixel layout (a performer's picture in the panel)."""
+    crop = face_crop(rgb, landmarks, size)
+    return None if crop is None else to_blender_pixels(crop)
+
+
+def performer_crops(take, size: int = 64) -> dict:
+    """Face id -> a picture of that face where the take first sees it clearly, read from the
+    take's video when it is still there and the take has landmarks; {} otherwise (phones,
+    CSVs, moved videos)."""
+    from pathlib import Path
+
+    import cv2
+
+    src = take.source or {}
+    video = Path(str(src.get("name", "")))
+    if src.get("kind") not in ("video", "simulated") or not video.is_file() or not take.has("landmarks"):
+        return {}
+    ids = take.face_ids
+    want = {}
+    for fid in np.unique(ids[ids >= 0]).tolist():
+        rows, cols = np.nonzero(ids == fid)
+        mid = len(rows) // 2  # the middle of its stretch: past the moment it walks in
+        want[int(fid)] = (int(take.frame_index[rows[mid]]), rows[mid], cols[mid])
+    out = {}
+    cap = cv2.VideoCapture(str(video))
+    try:
+        for fid, (frame_no, row, col) in sorted(want.items(), key=lambda kv: kv[1][0]):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
+            ok, bgr = cap.read()
+            if not ok:
+                continue
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            rot = int(src.get("rotation") or 0)
+            if rot in (90, 180, 270):
+                rgb = np.ascontiguousarray(np.rot90(rgb, k=-rot // 90))
+            crop = face_crop(rgb, take.landmarks[row, col], size)
+            if crop is not None:
+                out[fid] = crop
+    finally:
+        cap.release()
+    return out
