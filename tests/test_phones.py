@@ -19,6 +19,7 @@ import pytest
 from blender_facemesh.core.capture.phone import (PacketError, PhoneError, PhoneSettings, decode_ifacialmocap,
                                                  decode_livelink, encode_livelink, livelink_values,
                                                  parse_phone_input)
+from blender_facemesh.core.formats.livelink import read_csv, write_csv_per_face
 from blender_facemesh.core.rotations import rotation_angle_deg, rotation_part
 from blender_facemesh.core.take import Take
 from blender_facemesh.core.testing.phones import (Sender, ifacialmocap_packets, livelink_packets, mix,
@@ -92,7 +93,7 @@ def test_ifacialmocap_replay_records_scores_to_the_packets_precision():
     assert np.all(np.diff(recorded.t) > 0) and 0.8 / 60 < np.median(np.diff(recorded.t)) < 1.25 / 60
 
 
-def test_two_phones_are_two_performers_each_with_their_own_face():
+def test_two_phones_are_two_performers_each_with_their_own_face(tmp_path):
     a, b = phone_take(90, seed=1, gap=None), phone_take(90, seed=2, gap=(30, 40))
     pa, pb = livelink_packets(a, "Ana"), livelink_packets(b, "Ben", fps=60)
     interleaved = [p for pair in zip(pa, pb) for p in pair]
@@ -113,6 +114,14 @@ def test_two_phones_are_two_performers_each_with_their_own_face():
         assert np.array_equal(got["blendshapes"][got["present"]], want["blendshapes"][want["present"]])
         assert np.allclose(take.t[got["present"]] - take.t[got["present"]][0],
                            src.t[want["present"]] - src.t[want["present"]][0], atol=1e-5)
+    # a Live Link CSV per performer, named after the phone, as the app records one per phone
+    paths = write_csv_per_face(take, tmp_path / "scene.csv")
+    assert [p.name for p in paths] == ["scene_Ana.csv", "scene_Ben.csv"]
+    for path, src in zip(paths, (a, b)):
+        want = src.face_track(0)
+        back = read_csv(path)
+        assert len(back) == int(want["present"].sum())
+        assert np.abs(back.blendshapes[:, 0] - want["blendshapes"][want["present"]]).max() < 1e-6
 
 
 def test_allow_list_refuses_other_senders():

@@ -188,9 +188,9 @@ def tick() -> float | None:
             if session.journal_note:  # said once: the recording goes on without crash protection
                 state.message, session.journal_note = session.journal_note, ""
             _check_writers()
-            if sample.faces:
-                _note_faces(sample)
-                for face in _faces_to_drive(sample.faces):
+            if session.fresh_faces:
+                _note_faces(sample, session.fresh_faces)
+                for face in _faces_to_drive(sample.faces, session.fresh_faces):
                     apply_face(face)
                 session.applied(sample)
             if sample.preview is not None:
@@ -220,11 +220,12 @@ def tick() -> float | None:
     return INTERVAL
 
 
-def _faces_to_drive(faces) -> list:
-    """The first face with no performers listed; else each listed performer's face."""
+def _faces_to_drive(faces, fresh: dict) -> list:
+    """The newest sample's first face with no performers listed; else each listed performer's
+    newest face that arrived since the last tick."""
     if None in state.drivers:
-        return faces[:1]
-    return [f for f in faces if f.id in state.drivers]
+        return faces[:1] if faces else list(fresh.values())[-1:]
+    return [f for fid, f in sorted(fresh.items()) if fid in state.drivers]
 
 
 def apply_face(face) -> None:
@@ -246,20 +247,20 @@ def apply_face(face) -> None:
                                  d.rig.has_neck, state.eye_range))
 
 
-def _note_faces(sample) -> None:
+def _note_faces(sample, fresh: dict) -> None:
     """Keep the performer list in step with the faces in view: a face not listed is added once
     there are several (or the list is in use already), with its thumbnail; "in view" flags are
     refreshed twice a second. Cheap: nothing is written while nothing changes."""
     now = sample.t
-    for f in sample.faces:
-        state.seen[f.id] = now
+    for fid in fresh:
+        state.seen[fid] = now
     scene = _scene()
     if scene is None or getattr(scene, "facemesh", None) is None:
         return
     s = scene.facemesh
     listed = {p.face_id: p for p in s.performers}
-    new = [f for f in sample.faces if f.id not in listed]
-    if new and (len(listed) or len(state.seen) > 1 or len(sample.faces) > 1):
+    new = [f for f in fresh.values() if f.id not in listed]
+    if new and (len(listed) or len(state.seen) > 1 or len(fresh) > 1):
         names = getattr(state.session.worker, "performer_names", {}) if state.session is not None else {}
         for f in sorted(new, key=lambda f: f.id):
             p = s.performers.add()

@@ -82,7 +82,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from ..core.formats.livelink import read_csv, write_csv
+    from ..core.formats.livelink import read_csv, write_csv_per_face
     from ..core.take import Take
 
     src, out = Path(args.input), Path(args.output)
@@ -94,7 +94,9 @@ def cmd_convert(args) -> int:
         from ..core.solve.smoothing import smooth_take
 
         smoothed = smooth_take(take, smoothing_settings(args))  # what other tools import: the finished curves
-        writing(out, write_csv, smoothed, out, fps=args.fps, drop_frame=args.drop_frame)
+        written = writing(out, write_csv_per_face, smoothed, out, fps=args.fps, drop_frame=args.drop_frame)
+        if len(written) > 1:  # a CSV per performer, as the app records one per phone
+            out = ", ".join(str(p) for p in written)
     else:
         writing(out, take.save, out)
     print(f"wrote {out}: {len(take)} frames, {take.duration:.2f} s at {take.fps:g} fps")

@@ -127,7 +127,8 @@ class FACEMESH_OT_import_livelink(ModalProgress, bpy.types.Operator):
 
 
 class FACEMESH_OT_export_livelink(bpy.types.Operator):
-    """Export the selected take as a Live Link Face CSV, for Unreal, Maya or Faceit"""
+    """Export the selected take as a Live Link Face CSV, for Unreal, Maya or Faceit (a take with
+    several performers: a CSV each, named after them)"""
 
     bl_idname = "facemesh.export_livelink"
     bl_label = "Export Live Link Face CSV"
@@ -147,7 +148,7 @@ class FACEMESH_OT_export_livelink(bpy.types.Operator):
 
     def execute(self, context):
         from ..core.errors import FacemeshError
-        from ..core.formats.livelink import write_csv
+        from ..core.formats.livelink import write_csv_per_face
         from ..core.take import Take
 
         src = self._source(context)
@@ -165,14 +166,14 @@ class FACEMESH_OT_export_livelink(bpy.types.Operator):
             from ..core.solve.smoothing import smooth_take
 
             take = smooth_take(Take.load(bpy.path.abspath(src)), bake_smoothing(context.scene))
-            path = write_csv(take, dest)
+            paths = write_csv_per_face(take, dest)  # one per performer when the take has several
         except FacemeshError as exc:
             self.report({"ERROR"}, f"cannot export: {exc}")
             return {"CANCELLED"}
         except OSError as exc:
             self.report({"ERROR"}, f"cannot write {self.filepath}: {exc.strerror}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"wrote {path}")
+        self.report({"INFO"}, "wrote " + ", ".join(str(p) for p in paths))
         return {"FINISHED"}
 
     def invoke(self, context, event):

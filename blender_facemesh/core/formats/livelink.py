@@ -347,3 +347,22 @@ def write_csv(take: Take, path, face_id=None, fps=None, drop_frame: bool = False
         lines.append(f"{format_timecode(s, fps, drop_frame)},{BLENDSHAPE_COUNT},"
                      + ",".join(f"{x:.10f}" for x in v))
     return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def write_csv_per_face(take: Take, path, **kwargs) -> list[Path]:
+    """A CSV per performer, as the app records one per phone: a take with one face writes
+    ``path``; with several, ``<stem>_<performer>.csv`` each (the performer's name from the take,
+    else ``face<id>``). ``kwargs`` as :func:`write_csv`."""
+    path = Path(path)
+    ids = sorted(take.face_counts())
+    if len(ids) <= 1:
+        return [write_csv(take, path, **kwargs)]
+    names = take.meta.get("performers") or {}
+    out, used = [], set()
+    for fid in ids:
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(names.get(str(fid), ""))).strip("._") or f"face{fid}"
+        if label in used:
+            label = f"{label}_{fid}"
+        used.add(label)
+        out.append(write_csv(take, path.with_name(f"{path.stem}_{label}{path.suffix}"), face_id=fid, **kwargs))
+    return out

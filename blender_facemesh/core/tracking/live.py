@@ -44,6 +44,7 @@ class LiveSession:
         self._collect_until: float | None = None
         self._collected: list[Sample] = []
         self.frames_seen = 0
+        self.fresh_faces: dict = {}  # face id -> its newest face from the last poll
 
     # --- control -------------------------------------------------------------------------------
 
@@ -102,9 +103,12 @@ class LiveSession:
         """Drain the queue. Returns the newest sample when there is one, else None. Raises
         the worker's error (WorkerError) once; the session is then over."""
         samples = self.worker.drain(max_items)
+        self.fresh_faces = {}
         if not samples:
             return None
         for s in samples:
+            for f in s.faces:  # each face's newest: phones send one performer per sample
+                self.fresh_faces[f.id] = f
             self._arrivals.append(s.t)
             if self.recording:
                 if self.take is None:
