@@ -47,8 +47,11 @@ def on_load_post(*_args) -> None:
 def register() -> None:
     if on_load_post not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(on_load_post)
-    # the scene is not reachable while registering: look once Blender is up
-    bpy.app.timers.register(_first_scan, first_interval=0.5)
+    # the scene is not reachable while registering: look once Blender is up. Not in the bpy
+    # module (background): its timers never run, and on Blender 4.5 a timer registered there
+    # leaves a thread that deadlocks the process at exit; a script scans when it opens a file.
+    if not bpy.app.background:
+        bpy.app.timers.register(_first_scan, first_interval=0.5)
 
 
 def unregister() -> None:
