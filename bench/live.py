@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -143,12 +145,15 @@ def main() -> None:
         settings.preview_rate = args.preview_rate
         if phone:
             from blender_facemesh.core.capture.phone import PhoneSettings
-            from blender_facemesh.core.testing.phones import Sender
+            from blender_facemesh.core.testing.phones import write_packets
             from blender_facemesh.core.tracking.phone import PhoneWorker
 
             worker = PhoneWorker(PhoneSettings(args.source, host="127.0.0.1", port=0), settings)
             session = live.start(bpy.context, worker, settings)
-            sender = Sender(packets, worker.address).start()
+            # the stand-in phones run in a process of their own, as a phone does not share Blender's GIL
+            write_packets(packets, os.path.join(tmp.name, "packets.bin"))
+            sender = subprocess.Popen([sys.executable, "-m", "blender_facemesh.core.testing.phones",
+                                       os.path.join(tmp.name, "packets.bin"), *map(str, worker.address)])
         else:
             session = live.start(bpy.context, SimulatedLiveSource(clip), settings)
         session.poll = _timed(session.poll, t_poll)
@@ -171,7 +176,7 @@ def main() -> None:
                     p.character = rigs[p.face_id % len(rigs)]
                 if assign:
                     live.refresh_drivers()
-                if not sender._thread.is_alive():
+                if sender.poll() is not None:
                     quiet_since = quiet_since or time.perf_counter()
                     if time.perf_counter() - quiet_since > 0.3:
                         start = time.perf_counter()

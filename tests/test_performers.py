@@ -135,3 +135,27 @@ def test_live_two_faces_drive_two_characters(scene, two_faces, face_model):
     # both heads moved live, each its own way (not copies of one another)
     assert np.ptp(a, axis=0).max() > 0.05 and np.ptp(b, axis=0).max() > 0.05
     assert np.abs(a - b).max() > 0.05
+
+
+def test_a_live_frame_moving_most_keys_reaches_the_evaluated_mesh(scene, face_model):
+    """Phones move every key every frame: those frames are written in bulk (foreach_set), which
+    skips RNA's per-key updates; the mesh must still deform."""
+    from blender_facemesh.blender import live
+    from blender_facemesh.blender.rig import build_rig
+
+    _rig, face = build_rig(bpy.context, face_model)
+    for p in face.data.shape_keys.key_blocks["jawOpen"].data:
+        p.co.z -= 0.01
+    drivers = live._drivers(scene)
+
+    def evaluated():
+        obj = face.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        mesh = obj.to_mesh()
+        out = np.array([v.co[:] for v in mesh.vertices])
+        obj.to_mesh_clear()
+        return out
+
+    before = evaluated()
+    drivers[None].face.apply(np.full(52, 0.5))
+    assert face.data.shape_keys.key_blocks["jawOpen"].value == pytest.approx(0.5)
+    assert np.abs(evaluated() - before).max() > 0.003

@@ -54,11 +54,15 @@ class FaceWriter:
         self.name = faces[0].name
         # per mesh: (mesh, Key, [(column in the mapped values, key block)])
         self.parts = []
+        self._bulk = []  # per part: (columns, their key-block indices, a buffer of every key's value)
         for face in faces:
             keys = face.data.shape_keys
             cols = [(i, keys.key_blocks[n]) for i, n in enumerate(self.names) if n in keys.key_blocks]
             if cols:
                 self.parts.append((face, keys, cols))
+                index = {n: j for j, n in enumerate(keys.key_blocks.keys())}
+                self._bulk.append((np.array([i for i, _ in cols]), np.array([index[b.name] for _, b in cols]),
+                                   np.zeros(len(keys.key_blocks), np.float32)))
         self._names = [f.name for f in faces]
         self._stamp = self._signature()
         self.last = [None] * len(self.names)
@@ -88,16 +92,26 @@ class FaceWriter:
 
     def apply(self, scores: np.ndarray) -> None:
         """One frame; a key whose value did not change is not written (RNA writes cost ~2 us)."""
-        values = self.compiled(np.asarray(scores).reshape(-1)).round(4).tolist()
+        mapped = self.compiled(np.asarray(scores).reshape(-1)).round(4)
+        values = mapped.tolist()
         last = self.last
         changed = [i for i, v in enumerate(values) if v != last[i] and v == v]  # changed, not NaN
         if not changed:
             return
-        todo = set(changed)
-        for _face, _keys, cols in self.parts:
-            for i, block in cols:
-                if i in todo:
-                    block.value = values[i]
+        if len(changed) > _BULK_FROM:  # most keys move (every frame of a phone): one bulk write per mesh
+            for (_face, keys, _cols), (cols, blocks, buf) in zip(self.parts, self._bulk):
+                keys.key_blocks.foreach_get("value", buf)
+                v = mapped[cols]
+                ok = v == v
+                buf[blocks[ok]] = v[ok]
+                keys.key_blocks.foreach_set("value", buf)
+                keys.user.update_tag()  # foreach_set skips the per-key update: tell the depsgraph once
+        else:
+            todo = set(changed)
+            for _face, _keys, cols in self.parts:
+                for i, block in cols:
+                    if i in todo:
+                        block.value = values[i]
         for i in changed:
             last[i] = values[i]
 
@@ -111,6 +125,9 @@ class FaceWriter:
                 path = f'key_blocks["{bpy.utils.escape_identifier(self.names[i])}"].value'
                 n += write_curve(bag, path, 0, frames, values[:, i], "Shape Keys")
         return n
+
+
+_BULK_FROM = 12  # changed keys past which foreach_set beats one RNA write each
 
 
 def _orthonormal(m: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@ import math
 import numpy as np
 
 
+_EYE3 = np.eye(3)
+
+
 def det3(m: np.ndarray) -> float:
     return float(m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
                  - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
@@ -22,6 +25,8 @@ def det3(m: np.ndarray) -> float:
 def rotation_part(pose: np.ndarray) -> np.ndarray:
     """The pure rotation of a similarity 4x4 (MediaPipe's matrices carry a scale)."""
     m = np.asarray(pose, dtype=np.float64)[:3, :3]
+    if np.abs(m.T @ m - _EYE3).max() < 1e-9 and det3(m) > 0:
+        return m.copy()  # a rotation already (a phone's head, our solved poses): no SVD on the live path
     u, _, vt = np.linalg.svd(m)
     r = u @ vt
     if np.linalg.det(r) < 0:

@@ -173,3 +173,33 @@ def phone_take(n: int = 120, fps: float = 60.0, seed: int = 0, gap: tuple[int, i
         for k in ("head_matrix", "blendshapes", "eye_angles"):
             take.arrays[k][a:b] = np.nan
     return take
+
+
+def write_packets(packets: list[bytes], path) -> None:
+    """Packets into a file for :func:`main` (length-prefixed)."""
+    import struct
+
+    with open(path, "wb") as f:
+        for p in packets:
+            f.write(struct.pack(">I", len(p)) + p)
+
+
+def main(argv=None) -> None:
+    """``python -m blender_facemesh.core.testing.phones PACKETS HOST PORT [RATE]``: the stand-in
+    phone in a process of its own, as a real phone is (bench/live.py: it does not share Blender's
+    interpreter lock)."""
+    import struct
+    import sys
+
+    path, host, port, *rest = argv if argv is not None else sys.argv[1:]
+    data = open(path, "rb").read()
+    packets, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from(">I", data, pos)
+        packets.append(data[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    Sender(packets, (host, int(port)), float(rest[0]) if rest else 60.0).start().join()
+
+
+if __name__ == "__main__":
+    main()
