@@ -159,3 +159,29 @@ def test_a_live_frame_moving_most_keys_reaches_the_evaluated_mesh(scene, face_mo
     drivers[None].face.apply(np.full(52, 0.5))
     assert face.data.shape_keys.key_blocks["jawOpen"].value == pytest.approx(0.5)
     assert np.abs(evaluated() - before).max() > 0.003
+
+
+def test_calibration_is_per_performer(scene, two_faces, tmp_path):
+    from blender_facemesh.core.solve.calibration import PerformerProfile
+
+    from blender_facemesh.core.take import Take
+
+    _, _, clip_take = two_faces
+    take = Take.load(clip_take)  # each face held still for its first 20 frames: a neutral stretch
+    for slot in range(take.face_ids.shape[1]):
+        take.head_matrix[:20, slot] = take.head_matrix[0, slot]
+    path = take.save(tmp_path / "still.npz")
+    s = scene.facemesh
+    s.performer_path = str(tmp_path / "scene_performer.json")
+    bpy.ops.facemesh.performers_find(filepath=str(path))
+    s.performer_index = 1
+    assert bpy.ops.facemesh.calibrate_neutral(filepath=str(path), mode="NEUTRAL", duration=0.6) == {"FINISHED"}
+    own = s.performers[1].performer_path
+    assert own and "Face_1" in own and not (tmp_path / "scene_performer.json").exists()
+    right = PerformerProfile.load(bpy.path.abspath(own))
+    s.performer_index = 0  # the first performer, without a file of its own: the scene's file
+    assert bpy.ops.facemesh.calibrate_neutral(filepath=str(path), mode="NEUTRAL", duration=0.6) == {"FINISHED"}
+    left = PerformerProfile.load(tmp_path / "scene_performer.json")
+    assert not s.performers[0].performer_path
+    # each neutral is its own face's: the two faces sit on either side of the picture
+    assert not np.allclose(np.asarray(left.head_rest), np.asarray(right.head_rest))

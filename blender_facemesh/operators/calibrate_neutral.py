@@ -38,18 +38,26 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
             live.state.session.collect(seconds)
             self.report({"INFO"}, f"hold a relaxed face, looking at the camera, for {seconds:.1f} s")
             return {"FINISHED"}
+        # the performer selected in the list (their face, their file); none listed: the first face, the scene's file
+        performer, face_id = live._active_performer(context.scene)
+        own = performer is not None and (bool(performer.performer_path) or performer != s.performers[0])
         try:
             take = self._load(context, bpy.path.abspath(self.filepath),
                               None if self.mode == "RANGE" else self.start + seconds + 0.5)
-            base = options.saved_profile(context.scene)  # a new performer file replaces a broken one
-            prof = self._calibrate(take, base, seconds)
+            # a new performer file replaces a broken one
+            base = options.load_profile_file(performer.performer_path) if own else options.saved_profile(context.scene)
+            prof = self._calibrate(take, base, seconds, face_id if face_id in take.face_counts() else None)
         except FacemeshError as exc:
             self.report({"ERROR"}, f"calibration not changed: {exc}")
             return {"CANCELLED"}
-        path = save_profile(context.scene, prof)
+        path = save_profile(context.scene, prof, performer if own else None)
         if live.running():
-            live.state.profile = prof if s.use_calibration else None
-        self.report({"INFO"}, f"performer {self.mode.lower()} calibrated from {prof.frames} frames; saved to {path}")
+            d = live.state.drivers.get(face_id) or live.state.drivers.get(None)
+            if d is not None:
+                d.profile = prof if s.use_calibration else None
+        who = f" ({performer.name})" if performer is not None and performer.name else ""
+        self.report({"INFO"}, f"performer{who} {self.mode.lower()} calibrated from {prof.frames} frames; "
+                              f"saved to {path}")
         return {"FINISHED"}
 
     def _load(self, context, path, until_s):
@@ -66,13 +74,13 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
             src = FrameRange(src, 0, int(until_s * src.info.fps))
         return track_take(src, options.worker_settings(context))
 
-    def _calibrate(self, take, base, seconds):
+    def _calibrate(self, take, base, seconds, face_id=None):
         from ..core.solve.calibration import CalibrationError, calibrate_range, neutral_from_take
 
         if self.mode == "NEUTRAL":
             # base: the performer's ranges, name and saved face shape (extra) carry over
-            return neutral_from_take(take, start_s=self.start, duration_s=seconds, base=base)
+            return neutral_from_take(take, start_s=self.start, duration_s=seconds, face_id=face_id, base=base)
         if base is None:
             raise CalibrationError("calibrate the neutral first: the range is measured from it")
-        track = take.face_track()
+        track = take.face_track(face_id)
         return calibrate_range(track["blendshapes"], track["present"], base)
