@@ -17,7 +17,8 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..core.animation.bake import pose_to_blender, rig_channels
+from ..core.animation.bake import live_rig_channels
+from ..core.rotations import rotation_part
 from ..core.tracking.live import LiveSession
 from ..core.errors import FacemeshError
 from ..core.tracking.worker import WorkerError
@@ -39,6 +40,7 @@ class Driver:
     profile: object = None
     rest: np.ndarray | None = None
     name: str = ""
+    rest_rotation: tuple | None = None  # (the rest it belongs to, its rotation part): worked out once
 
     def still_valid(self) -> bool:
         return all(w is None or w.still_valid() for w in (self.face, self.rig))
@@ -242,9 +244,10 @@ def apply_face(face) -> None:
     if d.rig is not None:
         if d.rest is None:
             d.rest = np.asarray(head_matrix, np.float64)  # first face seen = rest
-        quats, loc = pose_to_blender(head_matrix[None], d.rest)
-        d.rig.apply(rig_channels(quats, loc, scores, state.neck_share, state.use_location,
-                                 d.rig.has_neck, state.eye_range))
+        if d.rest_rotation is None or d.rest_rotation[0] is not d.rest:
+            d.rest_rotation = (d.rest, rotation_part(d.rest))
+        d.rig.apply(live_rig_channels(head_matrix, d.rest_rotation[1], d.rest, scores[0], state.neck_share,
+                                      state.use_location, d.rig.has_neck, state.eye_range))
 
 
 def _note_faces(sample, fresh: dict) -> None:

@@ -6,11 +6,13 @@ without a face and quaternion continuity are tested in plain Python.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..camera import CAMERA_TO_BLENDER
+from ..channels import ARKIT_INDEX
 from ..errors import SettingsError
 from ..solve.eyes import eye_rotations
 from ..take import TakeError
@@ -153,4 +155,67 @@ def rig_channels(quats: np.ndarray, loc: np.ndarray, scores: np.ndarray | None, 
     if scores is not None:
         eyes = eye_quaternions(scores, eye_range_deg)
         out["eye_left"], out["eye_right"] = (eyes[:, 0], None), (eyes[:, 1], None)
+    return out
+
+
+_EYE_SCORES = tuple(ARKIT_INDEX[n] for n in (
+    "eyeLookOutLeft", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutRight",
+    "eyeLookUpLeft", "eyeLookDownLeft", "eyeLookUpRight", "eyeLookDownRight"))
+
+
+def _quat_of(m) -> list:
+    """3x3 rotation (nested lists) -> [w, x, y, z], w >= 0: matrix_to_quaternion in plain floats."""
+    (a, b, c), (d, e, f), (g, h, i) = m
+    t = a + e + i
+    if t > 0:
+        s = math.sqrt(t + 1.0) * 2
+        q = [0.25 * s, (h - f) / s, (c - g) / s, (d - b) / s]
+    elif a > e and a > i:
+        s = math.sqrt(1.0 + a - e - i) * 2
+        q = [(h - f) / s, 0.25 * s, (b + d) / s, (c + g) / s]
+    elif e > i:
+        s = math.sqrt(1.0 + e - a - i) * 2
+        q = [(c - g) / s, (b + d) / s, 0.25 * s, (f + h) / s]
+    else:
+        s = math.sqrt(1.0 + i - a - e) * 2
+        q = [(d - b) / s, (c + g) / s, (f + h) / s, 0.25 * s]
+    n = math.sqrt(sum(x * x for x in q))
+    return [x / n for x in q] if q[0] >= 0 else [-x / n for x in q]
+
+
+def live_rig_channels(head_matrix, rest_rotation, rest, scores, neck_share: float = 0.3,
+                      use_location: bool = False, has_neck: bool = True,
+                      eye_range_deg: float = EYE_RANGE_DEG) -> dict:
+    """:func:`rig_channels` of :func:`pose_to_blender` for one live frame, in plain floats: the
+    same numbers (tests/test_performers.py compares them) at a fraction of numpy's per-call
+    cost, since Blender's timer runs this for every performer on every tick.
+    ``rest_rotation``: rotation_part(rest), worked out once per capture."""
+    c = CAMERA_TO_BLENDER
+    m = (c @ (rotation_part(head_matrix) @ rest_rotation.T) @ c.T).tolist()
+    w, x, y, z = _quat_of(m)
+    if w < 0:
+        w, x, y, z = -w, -x, -y, -z
+    loc = None
+    if use_location:
+        loc = ((np.asarray(head_matrix, np.float64)[:3, 3] - np.asarray(rest, np.float64)[:3, 3]) @ c.T * 0.01)[None]
+    out = {}
+    if has_neck:
+        angle = 2 * math.acos(min(1.0, max(-1.0, w)))
+        s = math.sin(angle / 2)
+        ax = (x / s, y / s, z / s) if s > 1e-12 else (0.0, 0.0, 0.0)
+        h1, h2 = angle * neck_share / 2, angle * (1 - neck_share) / 2
+        out["neck"] = (np.array([[math.cos(h1), *(v * math.sin(h1) for v in ax)]]), loc)
+        out["head"] = (np.array([[math.cos(h2), *(v * math.sin(h2) for v in ax)]]), None)
+    else:
+        out["head"] = (np.array([[w, x, y, z]]), loc)
+    if scores is not None:
+        k = float(eye_range_deg) / EYE_RANGE_DEG
+        yaw_max, up_max, down_max = (math.radians(v * k) for v in (EYE_RANGE_DEG, 25.0, 30.0))
+        sc = np.asarray(scores, np.float64).reshape(-1)
+        ol, il, ir, orr, ul, dl, ur, dr = (min(1.0, max(0.0, float(sc[j]))) if sc[j] == sc[j] else 0.0
+                                           for j in _EYE_SCORES)
+        for role, yaw, pitch in (("eye_left", (ol - il) * yaw_max, ul * up_max - dl * down_max),
+                                 ("eye_right", (ir - orr) * yaw_max, ur * up_max - dr * down_max)):
+            cz, sz, cx, sx = math.cos(yaw / 2), math.sin(yaw / 2), math.cos(-pitch / 2), math.sin(-pitch / 2)
+            out[role] = (np.array([[cz * cx, cz * sx, sz * sx, sz * cx]]), None)
     return out
