@@ -44,7 +44,12 @@ def cmd_track(args) -> int:
     if why:
         print(f"note: {why}", file=sys.stderr)
     bar = ProgressBar(info.frame_count, label=Path(info.name).name[:24], enabled=False if args.quiet else None)
-    worker.start()
+    try:
+        worker.start()  # a phone's port in use fails here: nothing was recorded, so no journal is left
+    except BaseException:
+        if take.journal is not None:
+            take.journal.discard()
+        raise
     if phone is not None:
         print(f"listening for {phone.describe()}: in the app, send to this computer; "
               "Ctrl+C (or --duration) ends the take", file=sys.stderr)
