@@ -10,6 +10,7 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import FacemeshError
+from ..core.files import safe_stem
 from . import options
 
 
@@ -179,18 +180,13 @@ def save_profile(scene, prof, performer=None) -> Path:
     own file (either set to a default if empty)."""
     owner = performer if performer is not None else scene.facemesh
     if not owner.performer_path:
-        stem = "performer" if performer is None else f"performer_{_file_safe(performer.name or performer.face_id)}"
+        who = "" if performer is None else "_" + safe_stem(performer.name or performer.face_id, "face")
+        stem = f"performer{who}"
         owner.performer_path = (f"//{stem}.json" if bpy.data.filepath
                                 else str(options.take_dir(scene) / f"{stem}.json"))
     path = Path(bpy.path.abspath(owner.performer_path))
     prof.save(path)
     return path
-
-
-def _file_safe(name) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "face"
 
 
 def store_face_shape(scene, calib) -> str:

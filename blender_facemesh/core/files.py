@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,3 +75,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, mkdir: bool = True)
     with atomic_target(path, mkdir) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def safe_stem(name, default: str) -> str:
+    """A performer's (or any user-typed) name as part of a file name: letters, digits, ``_.-``
+    kept, anything else one ``_``; ``default`` when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or default

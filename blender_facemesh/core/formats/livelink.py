@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import FacemeshError
 from ..channels import ARKIT_INDEX, ARKIT_NAMES
-from ..files import write_text_atomic
+from ..files import safe_stem, write_text_atomic
 from ..camera import PHONE_DISTANCE_CM
 from ..rotations import livelink_angles, livelink_rotation, rotation_part
 from ..solve.eyes import eye_rotations
@@ -360,7 +360,7 @@ def write_csv_per_face(take: Take, path, **kwargs) -> list[Path]:
     names = take.meta.get("performers") or {}
     out, used = [], set()
     for fid in ids:
-        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(names.get(str(fid), ""))).strip("._") or f"face{fid}"
+        label = safe_stem(names.get(str(fid), ""), f"face{fid}")
         if label in used:
             label = f"{label}_{fid}"
         used.add(label)
