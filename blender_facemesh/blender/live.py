@@ -23,6 +23,7 @@ from ..core.tracking.live import LiveSession
 from ..core.errors import FacemeshError
 from ..core.tracking.worker import WorkerError
 from . import jobs, options
+from .images import show_pixels
 from .takes import new_take_path, save_and_bake, save_profile
 from .targets import FaceWriter, RigWriter
 
@@ -287,30 +288,18 @@ def performer_thumbnail(sample, face) -> str:
     pixels = face_thumbnail(sample.frame, face.landmarks)
     if pixels is None:
         return ""
-    name = f"FaceMesh Performer {face.id}"
     size = int(round((pixels.size // 4) ** 0.5))
-    img = bpy.data.images.get(name)
-    if img is None:
-        img = bpy.data.images.new(name, size, size)
-    elif tuple(img.size) != (size, size):
-        img.scale(size, size)
-    img.pixels.foreach_set(pixels)
-    img.update()
-    return name
+    return show_pixels(performer_image_name(face.id), size, size, pixels).name
+
+
+def performer_image_name(face_id) -> str:
+    return f"FaceMesh Performer {face_id}"
 
 
 def update_preview(sample) -> None:
     """Copy the worker's ready-made picture into the preview image (about 0.3 ms)."""
     h, w = sample.frame.shape[:2]
-    img = bpy.data.images.get(PREVIEW_IMAGE)
-    if img is None:
-        img = bpy.data.images.new(PREVIEW_IMAGE, w, h)
-    elif tuple(img.size) != (w, h):
-        img.scale(w, h)
-    img.pixels.foreach_set(sample.preview)
-    img.update()
-    if img.preview is not None:  # the panel shows the image's preview icon: refresh it
-        img.preview.reload()
+    show_pixels(PREVIEW_IMAGE, w, h, sample.preview)
     _redraw()
 
 

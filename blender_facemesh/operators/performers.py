@@ -3,20 +3,6 @@
 import bpy
 
 
-def _thumbnail(name: str, rgb) -> str:
-    from ..core.visual.preview import to_blender_pixels
-
-    size = rgb.shape[0]
-    img = bpy.data.images.get(name)
-    if img is None:
-        img = bpy.data.images.new(name, size, size)
-    elif tuple(img.size) != (size, size):
-        img.scale(size, size)
-    img.pixels.foreach_set(to_blender_pixels(rgb))
-    img.update()
-    return img.name
-
-
 class FACEMESH_OT_performers_find(bpy.types.Operator):
     """List the faces of the selected take (or a take file) as performers, each with its frames
     and a picture from the take's video; characters already picked for a face are kept"""
@@ -31,7 +17,9 @@ class FACEMESH_OT_performers_find(bpy.types.Operator):
     def execute(self, context):
         from ..core.errors import FacemeshError
         from ..core.take import Take
-        from ..core.visual.preview import performer_crops
+        from ..blender.images import show_pixels
+        from ..blender.live import performer_image_name
+        from ..core.visual.preview import performer_crops, to_blender_pixels
 
         s = context.scene.facemesh
         path = self.filepath
@@ -62,7 +50,8 @@ class FACEMESH_OT_performers_find(bpy.types.Operator):
             if old:
                 p.character, p.performer_path = old[1], old[2]
             if fid in crops:
-                p.thumbnail = _thumbnail(f"FaceMesh Performer {fid}", crops[fid])
+                size = crops[fid].shape[0]
+                p.thumbnail = show_pixels(performer_image_name(fid), size, size, to_blender_pixels(crops[fid])).name
         s.performer_index = 0
         self.report({"INFO"}, f"{len(found)} performer{'s' if len(found) != 1 else ''} in {bpy.path.basename(path)}: "
                               + ", ".join(f"{p.name} ({p.frames} frames)" for p in s.performers))
