@@ -380,24 +380,30 @@ def _finish_neutral(stretch) -> None:
     present = np.array([f is not None for f in faces])
     scores = np.array([f.blendshapes if f is not None else np.full(52, np.nan) for f in faces])
     mats = np.array([f.head_matrix if f is not None else np.full((4, 4), np.nan) for f in faces])
-    first = performer is None or performer == scene.facemesh.performers[0] and not performer.performer_path
-    base = options.saved_profile(scene) if first else options.load_profile_file(performer.performer_path)
     try:
-        prof = calibrate_neutral(scores, mats, present, base=base)
+        prof = calibrate_neutral(scores, mats, present, base=options.saved_profile(scene, performer))
     except CalibrationError as exc:
         state.message = f"neutral not taken: {exc}"
         return
     try:
-        path = save_profile(scene, prof, None if first else performer)
+        path = save_profile(scene, prof, performer)
     except OSError as exc:
         state.message = f"neutral taken but not saved: {exc}; set the performer file to a writable place"
         return
-    d = state.drivers.get(fid) or state.drivers.get(None)
-    if d is not None:
-        d.profile = prof if scene.facemesh.use_calibration else None
-        d.rest = np.asarray(prof.head_rest, np.float64) if prof.head_rest is not None else d.rest
+    use_calibration(scene, fid, prof, rest=True)
     who = f" of {performer.name}" if performer is not None and performer.name else ""
     state.message = f"neutral{who} taken from {int(present.sum())} frames; saved to {path}"
+
+
+def use_calibration(scene, face_id, prof, rest: bool) -> None:
+    """A new calibration of this face's performer, on their live rig from now on (``rest``: its
+    neutral pose becomes the rig's rest too)."""
+    d = state.drivers.get(face_id) or state.drivers.get(None)
+    if d is None:
+        return
+    d.profile = prof if scene.facemesh.use_calibration else None
+    if rest and prof.head_rest is not None:
+        d.rest = np.asarray(prof.head_rest, np.float64)
 
 
 def _active_performer(scene):

@@ -108,29 +108,25 @@ def bones(scene, ch) -> dict:
     return found
 
 
-def profile(scene):
-    """The performer calibration to apply, or None. Raises CalibrationError for a bad file."""
+def profile_owner(scene, performer=None):
+    """What holds the performer file a calibration is read from and saved to: a listed
+    performer's own row, or the scene's settings (no performer, or the first one without a file
+    of its own)."""
     s = scene.facemesh
-    if not s.use_calibration or not s.performer_path:
+    if performer is None or (not performer.performer_path and len(s.performers) and performer == s.performers[0]):
+        return s
+    return performer
+
+
+def profile(scene, performer=None):
+    """The calibration to apply (the scene's, or a listed ``performer``'s), or None. Raises
+    CalibrationError for a bad file."""
+    path = profile_owner(scene, performer).performer_path
+    if not scene.facemesh.use_calibration or not path:
         return None
     from ..core.solve.calibration import PerformerProfile
 
-    path = Path(bpy.path.abspath(s.performer_path))
-    return PerformerProfile.load(path)
-
-
-def performer_profile(scene, performer, first: bool):
-    """A performer's own calibration, or (the first performer, without a file of its own) the
-    scene's; None when calibration is off or there is none."""
-    if not first and not performer.performer_path:
-        return None
-    if not performer.performer_path:
-        return profile(scene)
-    if not scene.facemesh.use_calibration:
-        return None
-    from ..core.solve.calibration import PerformerProfile
-
-    return PerformerProfile.load(Path(bpy.path.abspath(performer.performer_path)))
+    return PerformerProfile.load(Path(bpy.path.abspath(path)))
 
 
 @dataclass
@@ -173,20 +169,17 @@ def performer_targets(scene) -> list[PerformerTarget]:
             raise TargetError(f"{owner[key]} and {label} both drive {ch.name}: pick another character for one of them")
         owner[key] = label
         out.append(PerformerTarget(p.face_id, label, ch, mapping(scene, ch, use_list=own) if ch.meshes else None,
-                                   bones(scene, ch), performer_profile(scene, p, i == 0)))
+                                   bones(scene, ch), profile(scene, p)))
     return out
 
 
-def saved_profile(scene):
-    """The performer file as it is on disk, or None when there is none or it is unreadable
-    (a new calibration then replaces it; applying it reports the problem)."""
-    return load_profile_file(scene.facemesh.performer_path)
-
-
-def load_profile_file(path):
-    """A performer file as it is on disk, or None (missing or unreadable: a new calibration replaces it)."""
+def saved_profile(scene, performer=None):
+    """The performer file (the scene's, or a listed ``performer``'s) as it is on disk, or None
+    when there is none or it is unreadable (a new calibration then replaces it; applying it
+    reports the problem)."""
     from ..core.solve.calibration import CalibrationError, PerformerProfile
 
+    path = profile_owner(scene, performer).performer_path
     if not path:
         return None
     try:

@@ -176,11 +176,11 @@ def save_and_bake(take, scene, bake: bool = True) -> dict:
 
 
 def save_profile(scene, prof, performer=None) -> Path:
-    """Write the performer profile to the scene's performer path, or to a listed ``performer``'s
-    own file (either set to a default if empty)."""
-    owner = performer if performer is not None else scene.facemesh
+    """Write the performer profile to the file options.profile_owner names (the scene's, or a
+    listed ``performer``'s own), set to a default if empty."""
+    owner = options.profile_owner(scene, performer)
     if not owner.performer_path:
-        who = "" if performer is None else "_" + safe_stem(performer.name or performer.face_id, "face")
+        who = "" if owner is scene.facemesh else "_" + safe_stem(owner.name or owner.face_id, "face")
         stem = f"performer{who}"
         owner.performer_path = (f"//{stem}.json" if bpy.data.filepath
                                 else str(options.take_dir(scene) / f"{stem}.json"))

@@ -40,21 +40,17 @@ class FACEMESH_OT_calibrate_neutral(bpy.types.Operator):
             return {"FINISHED"}
         # the performer selected in the list (their face, their file); none listed: the first face, the scene's file
         performer, face_id = live._active_performer(context.scene)
-        own = performer is not None and (bool(performer.performer_path) or performer != s.performers[0])
         try:
             take = self._load(context, bpy.path.abspath(self.filepath),
                               None if self.mode == "RANGE" else self.start + seconds + 0.5)
-            # a new performer file replaces a broken one
-            base = options.load_profile_file(performer.performer_path) if own else options.saved_profile(context.scene)
+            base = options.saved_profile(context.scene, performer)  # a new performer file replaces a broken one
             prof = self._calibrate(take, base, seconds, face_id if face_id in take.face_counts() else None)
         except FacemeshError as exc:
             self.report({"ERROR"}, f"calibration not changed: {exc}")
             return {"CANCELLED"}
-        path = save_profile(context.scene, prof, performer if own else None)
+        path = save_profile(context.scene, prof, performer)
         if live.running():
-            d = live.state.drivers.get(face_id) or live.state.drivers.get(None)
-            if d is not None:
-                d.profile = prof if s.use_calibration else None
+            live.use_calibration(context.scene, face_id, prof, rest=False)
         who = f" ({performer.name})" if performer is not None and performer.name else ""
         self.report({"INFO"}, f"performer{who} {self.mode.lower()} calibrated from {prof.frames} frames; "
                               f"saved to {path}")
