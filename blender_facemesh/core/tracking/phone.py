@@ -19,8 +19,7 @@ import numpy as np
 from ..capture.phone import DECODERS, IFM_PORT, IFM_HANDSHAKE, PROTOCOLS, PacketCounts, PacketError, \
     PhoneFrame, PhoneSettings, PhoneSocket
 from ..capture.sources.base import SourceInfo
-from ..solve.smoothing import LiveSmoother
-from .worker import _POLL, CaptureWorker, FaceSample, Sample, WorkerSettings, _End, _Failure
+from .worker import _POLL, CaptureWorker, FaceSample, FaceSmoothers, Sample, WorkerSettings, _End, _Failure
 
 HANDSHAKE_INTERVAL = 2.0  # seconds between iFacialMocap's "stream to me" requests
 
@@ -59,7 +58,7 @@ class PhoneWorker(CaptureWorker):
         self._last_t: dict[str, float] = {}
         self._last_frame: dict[str, int] = {}
         self._last_data: dict[str, bytes] = {}
-        self._filters: dict[int, LiveSmoother] = {}
+        self._smoothers = FaceSmoothers(self.settings.smoothing)
         self._t0: float | None = None
         self._emitted_t = -np.inf
         self._index = 0
@@ -125,7 +124,7 @@ class PhoneWorker(CaptureWorker):
         fid = self.performers.setdefault(frame.subject, len(self.performers))
         faces = [] if frame.scores is None else [self._face(fid, frame, t)]
         if frame.scores is None:
-            self._filters.pop(fid, None)  # a face that comes back starts fresh
+            self._smoothers.forget(fid)  # a face that comes back starts fresh
         t = max(t, self._emitted_t + 1e-6)  # several phones: one take's times still increase
         self._emitted_t = t
         self._index += 1
@@ -154,13 +153,10 @@ class PhoneWorker(CaptureWorker):
 
     def _face(self, fid: int, frame: PhoneFrame, t: float) -> FaceSample:
         pose = frame.head_matrix()
-        flt = self._filters.get(fid)
-        if flt is None and self.settings.smoothing.enabled:
-            flt = self._filters[fid] = LiveSmoother(self.settings.smoothing)
-        shown = flt(pose, frame.scores, t) if flt is not None else (None, None)
+        shown = self._smoothers(fid, pose, frame.scores, t)
         return FaceSample(id=fid, landmarks=None, head_matrix=pose, mesh=None, blendshapes=frame.scores,
                           mp_matrix=None, shown_head_matrix=shown[0],
-                          shown_blendshapes=None if shown[1] is None else shown[1].astype(np.float32),
+                          shown_blendshapes=shown[1],
                           eye_angles=frame.eyes)
 
     @property

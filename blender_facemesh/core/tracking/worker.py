@@ -103,6 +103,35 @@ class WorkerSettings:
     face_shape: object = None     # a performer's FaceShapeCalibration (core.faceshape): head pose on their own face
 
 
+class FaceSmoothers:
+    """The live (causal) smoothing, one filter per face id, for what the live rig shows; takes
+    keep the raw values. A face that leaves starts fresh when it comes back (``forget``)."""
+
+    def __init__(self, smoothing: Smoothing):
+        self.smoothing = smoothing
+        self._filters: dict[int, LiveSmoother] = {}
+
+    def __call__(self, fid: int, pose: np.ndarray, scores: np.ndarray, t: float):
+        """(shown head matrix, shown float32 scores), or (None, None) with smoothing off."""
+        flt = self._filters.get(fid)
+        if flt is None:
+            if not self.smoothing.enabled:
+                return None, None
+            flt = self._filters[fid] = LiveSmoother(self.smoothing)
+        pose, scores = flt(pose, scores, t)
+        return pose, scores.astype(np.float32)
+
+    def forget(self, fid: int) -> None:
+        self._filters.pop(fid, None)
+
+    def keep_only(self, present: set) -> list[int]:
+        """Forget every face not in ``present``; returns the ids forgotten."""
+        gone = [fid for fid in self._filters if fid not in present]
+        for fid in gone:
+            del self._filters[fid]
+        return gone
+
+
 @dataclass
 class _End:
     reason: str
@@ -379,7 +408,7 @@ class CaptureWorker:
         s = self.settings
         model = lm.model
         geometries: dict[tuple[int, int], FaceGeometry] = {}
-        filters: dict[int, LiveSmoother] = {}
+        smoothers = FaceSmoothers(s.smoothing)
         next_picture = 0.0
         while True:
             try:
@@ -394,9 +423,6 @@ class CaptureWorker:
             det = lm.convert(raw, t)
             faces = []
             for f in det.faces:
-                flt = filters.get(f.id)
-                if flt is None and s.smoothing.enabled:
-                    flt = filters[f.id] = LiveSmoother(s.smoothing)
                 landmarks = np.asarray(f.landmarks, np.float64)
                 # the performer's own face: a perspective PnP per face (it warm-starts from the
                 # face's last pose); else MediaPipe's pipeline on the canonical face
@@ -412,7 +438,7 @@ class CaptureWorker:
                     geometries[key] = geo
                 pose, _metric, mesh = geo.solve(landmarks)
                 scores = np.clip(f.blendshapes, 0.0, 1.0).astype(np.float32)
-                shown = flt(pose, scores, t) if flt is not None else (None, None)
+                shown = smoothers(f.id, pose, scores, t)
                 faces.append(FaceSample(
                     id=f.id,
                     landmarks=landmarks.astype(np.float32),
@@ -421,11 +447,11 @@ class CaptureWorker:
                     blendshapes=scores,
                     mp_matrix=f.mp_matrix,
                     shown_head_matrix=shown[0],
-                    shown_blendshapes=None if shown[1] is None else shown[1].astype(np.float32),
+                    shown_blendshapes=shown[1],
                 ))
             present = {f.id for f in det.faces}
-            for fid in [k for k in filters if k not in present]:
-                del filters[fid]  # a face that comes back starts fresh, not smoothed from the past
+            # a face that comes back starts fresh, not smoothed from the past
+            for fid in smoothers.keep_only(present):
                 geometries.pop((w, h, fid), None)
             small = _downscale(frame, s.preview_width) if s.preview_width > 0 else None
             picture = None
