@@ -401,7 +401,7 @@ def test_deleting_the_target_during_a_capture_is_survived(scene, sample_clip, fa
     _run_live_until(live, lambda: live.state.session.frames_seen >= seen + 5)
     assert live.running() and live.state.session.frames_seen >= seen + 5
     # the writers were dropped or re-resolved to objects that exist, never left dangling
-    assert live.state.rig is None or live.state.rig.still_valid()
+    assert all(d.still_valid() for d in live.state.drivers.values())
     live.stop()
     assert sys.getswitchinterval() == interval and not _facemesh_threads()
     scene.facemesh.target_rig = scene.facemesh.target_mesh = None

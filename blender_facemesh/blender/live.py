@@ -41,7 +41,15 @@ class Driver:
     profile: object = None
     rest: np.ndarray | None = None
     name: str = ""
-    rest_rotation: tuple | None = None  # (the rest it belongs to, its rotation part): worked out once
+    rest_rotation: np.ndarray | None = None  # rotation_part(rest), worked out when the rest is set
+
+    def __post_init__(self):
+        self.set_rest(self.rest)
+
+    def set_rest(self, pose) -> None:
+        """The pose that counts as "no turn" for this performer's rig (None: the next face seen)."""
+        self.rest = None if pose is None else np.asarray(pose, np.float64)
+        self.rest_rotation = None if pose is None else rotation_part(self.rest)
 
     def still_valid(self) -> bool:
         return all(w is None or w.still_valid() for w in (self.face, self.rig))
@@ -62,27 +70,6 @@ class _State:
     tick_seconds: deque = deque(maxlen=2000)
     seen: dict = {}                     # face id -> session time last seen (the performer list's "in view")
     seen_listed = 0.0                   # when the list's flags were last refreshed
-
-    def _first(self):
-        return next(iter(self.drivers.values()), None)
-
-    # the first performer's writers and calibration (one performer: the only ones)
-    face = property(lambda self: getattr(self._first(), "face", None))
-    rig = property(lambda self: getattr(self._first(), "rig", None))
-
-    @property
-    def profile(self):
-        return getattr(self._first(), "profile", None)
-
-    @profile.setter
-    def profile(self, prof):
-        first = self._first()
-        if first is not None:
-            first.profile = prof
-
-    @property
-    def rest(self):
-        return getattr(self._first(), "rest", None)
 
 
 state = _State()
@@ -149,8 +136,7 @@ def _drivers(scene, keep: dict | None = None) -> dict:
         old = (keep or {}).get(tgt.face_id)
         if rest is None and old is not None:
             rest = old.rest
-        out[tgt.face_id] = Driver(face, rig, tgt.profile, None if rest is None else np.asarray(rest, np.float64),
-                                  tgt.name)
+        out[tgt.face_id] = Driver(face, rig, tgt.profile, rest, tgt.name)
     return out
 
 
@@ -244,10 +230,8 @@ def apply_face(face) -> None:
         d.face.apply(scores)
     if d.rig is not None:
         if d.rest is None:
-            d.rest = np.asarray(head_matrix, np.float64)  # first face seen = rest
-        if d.rest_rotation is None or d.rest_rotation[0] is not d.rest:
-            d.rest_rotation = (d.rest, rotation_part(d.rest))
-        d.rig.apply(live_rig_channels(head_matrix, d.rest_rotation[1], d.rest, scores[0], state.neck_share,
+            d.set_rest(head_matrix)  # first face seen = rest
+        d.rig.apply(live_rig_channels(head_matrix, d.rest_rotation, d.rest, scores[0], state.neck_share,
                                       state.use_location, d.rig.has_neck, state.eye_range))
 
 
@@ -358,8 +342,9 @@ def stop(save_only: bool = False) -> dict:
 def _keep_rest(take) -> None:
     """The rest pose the live preview used goes with the take, so the bake matches what was seen
     (the first performer's; the others bake from their own first frame)."""
-    if take is not None and state.rest is not None:
-        take.meta.setdefault("head_rest", np.asarray(state.rest).tolist())
+    first = next(iter(state.drivers.values()), None)
+    if take is not None and first is not None and first.rest is not None:
+        take.meta.setdefault("head_rest", first.rest.tolist())
 
 
 def _finish_neutral(stretch) -> None:
@@ -403,7 +388,7 @@ def use_calibration(scene, face_id, prof, rest: bool) -> None:
         return
     d.profile = prof if scene.facemesh.use_calibration else None
     if rest and prof.head_rest is not None:
-        d.rest = np.asarray(prof.head_rest, np.float64)
+        d.set_rest(prof.head_rest)
 
 
 def _active_performer(scene):
