@@ -45,39 +45,36 @@ def face_thumbnail(rgb: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np
     return None if crop is None else to_blender_pixels(crop)
 
 
-def performer_crops(take, size: int = 64) -> dict:
-    """Face id -> a picture of that face where the take first sees it clearly, read from the
-    take's video when it is still there and the take has landmarks; {} otherwise (phones,
-    CSVs, moved videos)."""
+def performer_crops(take, size: int = 64, settle: int = 15) -> dict:
+    """Face id -> a picture of that face where the take first sees it clearly (``settle`` frames
+    into its first stretch, or half way through a shorter one), read from the take's video when
+    it is still there and the take has landmarks; {} otherwise (phones, CSVs, moved videos).
+    The video is read like tracking reads it (rotation included) and only up to those frames."""
     from pathlib import Path
 
-    import cv2
+    from ..capture.sources import SourceError, VideoFileSource
 
     src = take.source or {}
     video = Path(str(src.get("name", "")))
     if src.get("kind") not in ("video", "simulated") or not video.is_file() or not take.has("landmarks"):
         return {}
     ids = take.face_ids
-    want = {}
+    want: dict[int, list] = {}  # frame number -> [(face id, row, slot)]
     for fid in np.unique(ids[ids >= 0]).tolist():
         rows, cols = np.nonzero(ids == fid)
-        mid = len(rows) // 2  # the middle of its stretch: past the moment it walks in
-        want[int(fid)] = (int(take.frame_index[rows[mid]]), rows[mid], cols[mid])
+        k = min(len(rows) // 2, settle)
+        want.setdefault(int(take.frame_index[rows[k]]), []).append((int(fid), rows[k], cols[k]))
     out = {}
-    cap = cv2.VideoCapture(str(video))
     try:
-        for fid, (frame_no, row, col) in sorted(want.items(), key=lambda kv: kv[1][0]):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
-            ok, bgr = cap.read()
-            if not ok:
-                continue
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            rot = int(src.get("rotation") or 0)
-            if rot in (90, 180, 270):
-                rgb = np.ascontiguousarray(np.rot90(rgb, k=-rot // 90))
-            crop = face_crop(rgb, take.landmarks[row, col], size)
-            if crop is not None:
-                out[fid] = crop
-    finally:
-        cap.release()
+        with VideoFileSource(video) as vid:
+            for n in range(max(want) + 1):
+                got = vid.read()
+                if got is None:
+                    break
+                for fid, row, col in want.get(n, ()):
+                    crop = face_crop(got[1], take.landmarks[row, col], size)
+                    if crop is not None:
+                        out[fid] = crop
+    except SourceError:
+        pass  # an unreadable video: the performers are listed without pictures
     return out
