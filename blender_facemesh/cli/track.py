@@ -53,8 +53,8 @@ def cmd_track(args) -> int:
     if phone is not None:
         print(f"listening for {phone.describe()}: in the app, send to this computer; "
               "Ctrl+C (or --duration) ends the take", file=sys.stderr)
-    t_start = time.monotonic()
-    # --duration also ends a stream that has gone quiet (a phone that stopped sending)
+    # --duration: the worker is stopped on time whether or not frames are arriving (a phone
+    # that stopped sending ends too)
     timer = threading.Timer(args.duration, worker.stop) if args.duration else None
     if timer is not None:
         timer.daemon = True
@@ -67,8 +67,6 @@ def cmd_track(args) -> int:
             if take.journal is not None:
                 take.journal.append(sample)
             bar.update(len(take), f"faces {len(sample.faces)}")
-            if args.duration and time.monotonic() - t_start >= args.duration:
-                break
     except KeyboardInterrupt:
         print("\ninterrupted: saving what was tracked so far", file=sys.stderr)
         guard = interrupts_wait().__enter__()  # a second Ctrl+C now waits until the take is saved
