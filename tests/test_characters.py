@@ -211,9 +211,10 @@ def test_unknown_names_bake_the_head_and_warn_about_the_keys(scene, sample_take)
 def test_live_drives_every_mesh(scene):
     load("RobotExpressive.glb")
     scene.facemesh.character = bpy.data.objects["RobotArmature"]
-    from blender_facemesh.blender.live import _writers
+    from blender_facemesh.blender.live import _drivers
 
-    face, rig = _writers(scene)
+    d = _drivers(scene)[None]  # no performers listed: the first face drives the scene's character
+    face, rig = d.face, d.rig
     assert {m.name for m in face.meshes} == {"Head_2", "Head_3", "Head_4"} and rig is not None
     scores = np.zeros(52)
     scores[ARKIT_NAMES.index("eyeWideLeft")] = 0.8

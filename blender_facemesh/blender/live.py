@@ -111,16 +111,9 @@ def start(context, source, settings=None, bake_on_stop: bool = True) -> LiveSess
     return session
 
 
-def _writers(scene):
-    """The scene character's writers (the same a bake uses): every keyed mesh, its head/neck/eye
-    bones in its own facing frame."""
-    ch = options.character(scene)
-    if ch is None:
-        return None, None
-    return _writers_for(ch, options.mapping(scene, ch) if ch.meshes else None, options.bones(scene, ch))
-
-
 def _writers_for(ch, mapping, bones):
+    """The same writers a bake uses: every keyed mesh of the character, its head/neck/eye bones
+    in its own facing frame."""
     face_writer = FaceWriter(ch.meshes, mapping) if mapping is not None and len(mapping.targets) else None
     rig_writer = RigWriter(ch.rig, bones, ch.facing) if ch.rig is not None and bones.get("head") else None
     return face_writer, rig_writer
