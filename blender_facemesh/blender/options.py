@@ -149,11 +149,14 @@ def performer_targets(scene) -> list[PerformerTarget]:
 
     s = scene.facemesh
     main = character(scene)
+
+    def target(face_id, name, ch, performer=None):
+        own = main is not None and ch.root == main.root  # the mapping list is made for the scene's character
+        return PerformerTarget(face_id, name, ch, mapping(scene, ch, use_list=own) if ch.meshes else None,
+                               bones(scene, ch), profile(scene, performer))
+
     if not len(s.performers):
-        if main is None:
-            return []
-        return [PerformerTarget(None, "", main, mapping(scene, main) if main.meshes else None, bones(scene, main),
-                                profile(scene))]
+        return [target(None, "", main)] if main is not None else []
     out, owner = [], {}
     for i, p in enumerate(s.performers):
         if p.character is None:
@@ -162,14 +165,12 @@ def performer_targets(scene) -> list[PerformerTarget]:
             ch = resolve(p.character)
         if ch is None:
             continue
-        own = main is not None and ch.root == main.root
         key = ch.root.name
         label = p.name or f"face {p.face_id}"
         if key in owner:
             raise TargetError(f"{owner[key]} and {label} both drive {ch.name}: pick another character for one of them")
         owner[key] = label
-        out.append(PerformerTarget(p.face_id, label, ch, mapping(scene, ch, use_list=own) if ch.meshes else None,
-                                   bones(scene, ch), profile(scene, p)))
+        out.append(target(p.face_id, label, ch, p))
     return out
 
 
@@ -272,10 +273,14 @@ def take_dir(scene) -> Path:
 
 
 def bake_kwargs(scene) -> dict:
-    """Everything bake_take needs besides the take."""
-    s = scene.facemesh
+    """Everything bake_take needs besides the take: the scene's character and the settings."""
     ch = character(scene)
     return {"character": ch, "mapping": mapping(scene, ch), "bones": bones(scene, ch),
-            "profile": profile(scene), "missing": s.missing, "neck_share": s.neck_share,
-            "use_location": s.use_location, "fit_shapes": s.fit_shapes, "eye_range_deg": s.eye_range,
-            "smoothing": bake_smoothing(scene)}
+            "profile": profile(scene), **bake_settings(scene)}
+
+
+def bake_settings(scene) -> dict:
+    """The scene's bake settings, whoever is baked (each performer brings their own character)."""
+    s = scene.facemesh
+    return {"missing": s.missing, "neck_share": s.neck_share, "use_location": s.use_location,
+            "fit_shapes": s.fit_shapes, "eye_range_deg": s.eye_range, "smoothing": bake_smoothing(scene)}

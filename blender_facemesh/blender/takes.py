@@ -75,11 +75,11 @@ def bake_with_scene(context, take, scene=None, path=None, **overrides) -> dict:
     from .bake import bake_take
 
     scene = scene or context.scene
-    kwargs = {**options.bake_kwargs(scene), **overrides}
     if "character" in overrides or not len(scene.facemesh.performers):
-        done = bake_take(context, take, scene=scene, take_name=take_name(path), **kwargs)
-    else:
-        done = _bake_performers(context, take, scene, take_name(path), kwargs)
+        done = bake_take(context, take, scene=scene, take_name=take_name(path),
+                         **{**options.bake_kwargs(scene), **overrides})
+    else:  # each performer brings their own character, mapping, bones and calibration
+        done = _bake_performers(context, take, scene, take_name(path), {**options.bake_settings(scene), **overrides})
     if done.get("replay_error_mm") is not None:
         scene.facemesh.replay_error_mm = done["replay_error_mm"]
     return done
